@@ -1,0 +1,234 @@
+"""The daemon: owns the clients, the loops and the HTTP server, and their order.
+
+Start: HTTP session → discovery → HTTP server → loops.
+Stop: stop accepting scrapes → cancel and await the loops → close the clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from monitor.config import Config, split_host_port
+from monitor.discovery import Discovery
+from monitor.errors import ApiErrorKind
+from monitor.launchdarkly.client import LaunchDarklyClient
+from monitor.log import Redactor
+from monitor.metrics import make_registry
+from monitor.report import build_report
+from monitor.scheduler import PeriodicLoop
+from monitor.sharding import Shard
+from monitor.state import MonitorState
+from monitor.web import make_web_app
+
+SHUTDOWN_TIMEOUT = 3.0
+
+
+class Daemon:
+    """One running monitor: discovery and probe loops plus the HTTP server."""
+
+    def __init__(
+        self,
+        config: Config,
+        redactor: Redactor,
+        *,
+        config_path: Path | None = None,
+        listen: str | None = None,
+        shard: Shard | None = None,
+        logger: structlog.stdlib.BoundLogger | None = None,
+    ) -> None:
+        self.config = config
+        self._redactor = redactor
+        self._config_path = config_path
+        self._listen = listen or config.server.listen
+        self._shard = shard
+        self._log = logger or structlog.stdlib.get_logger("monitor")
+        self._stack = AsyncExitStack()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: dict[str, PeriodicLoop] = {}
+        self.state = MonitorState(discovery=None, client=None)
+        self.port: int | None = None
+        redactor.update(config.secrets())
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the clients, start serving and start the loops."""
+        api = self.config.api
+        if api.enabled:
+            session = await self._stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=16), raise_for_status=False
+                )
+            )
+            client = LaunchDarklyClient(session, api, self._log.bind(component="api"))
+            discovery = Discovery(
+                client,
+                self.config.filters,
+                self._log.bind(component="discovery"),
+                shard=self._shard,
+            )
+            self.state.client = client
+            self.state.discovery = discovery
+        self.state.config_reload_time = time.time()
+        registry = make_registry(self.state)
+        app = make_web_app(
+            self.state, registry, self._redactor, lambda: build_report(self.state)
+        )
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        )
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        host, port = split_host_port(self._listen)
+        site = web.TCPSite(runner, host or None, port)
+        await site.start()
+        self.port = _bound_port(runner) or port
+        self._log.info(
+            "daemon.started",
+            listen=f"{host}:{self.port}",
+            api=api.enabled,
+            shard=str(self._shard or "all"),
+        )
+        if self.state.discovery is not None:
+            self._start_loop(
+                PeriodicLoop(
+                    "discovery",
+                    self._discovery_step,
+                    interval=lambda: self.config.api.interval,
+                    timeout=self._discovery_timeout,
+                    health=self.state.loop("discovery"),
+                    logger=self._log,
+                )
+            )
+
+    async def stop(self) -> None:
+        """Stop serving, cancel the loops, close the clients; never raises."""
+        for task in self._tasks:
+            task.cancel()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(
+                result, asyncio.CancelledError
+            ):
+                self._log.error("daemon.loop_failed", error=repr(result))
+        self._tasks.clear()
+        await self._stack.aclose()
+        self._log.info("daemon.stopped")
+
+    def _start_loop(self, loop: PeriodicLoop) -> None:
+        self._loops[loop.name] = loop
+        task = asyncio.create_task(loop.run(), name=f"loop:{loop.name}")
+        self._tasks.add(task)
+
+    # -- steps ------------------------------------------------------------------
+
+    def _discovery_timeout(self) -> float:
+        api = self.config.api
+        # Room for a list call and a few retried detail calls.
+        return max(api.interval, 3 * api.timeout + 10.0)
+
+    async def _discovery_step(self) -> float | None:
+        discovery = self.state.discovery
+        assert discovery is not None  # noqa: S101 -- the loop only runs when discovery exists
+        started = time.monotonic()
+        outcome = await discovery.run_once()
+        duration = round(time.monotonic() - started, 3)
+        api = self.config.api
+        if outcome.ok:
+            self._log.info(
+                "discovery.round",
+                ok=True,
+                integrations=outcome.integrations,
+                fetched=outcome.fetched,
+                deleted=outcome.deleted,
+                pending=outcome.pending,
+                problems=outcome.problems,
+                duration=duration,
+            )
+            if (
+                outcome.pending
+                and outcome.error is not None
+                and outcome.error.retry_after
+            ):
+                return max(outcome.error.retry_after, 1.0)
+            return None
+        error = outcome.error
+        assert error is not None  # noqa: S101 -- a failed round always carries its error
+        if error.kind in {ApiErrorKind.AUTH, ApiErrorKind.FORBIDDEN}:
+            self._log.error(
+                "api.auth_failed",
+                cause=str(error),
+                status=error.status,
+                retry_in=api.auth_failure_interval,
+                hint="check LD_API_TOKEN or api.token_file",
+            )
+            return api.auth_failure_interval
+        self._log.warning(
+            "discovery.round",
+            ok=False,
+            kind=error.kind,
+            error=str(error),
+            duration=duration,
+        )
+        if error.retry_after:
+            return max(error.retry_after, 1.0)
+        return None
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return None
+
+
+async def wait_for_stop_signal() -> None:
+    """Return on SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def run_daemon(
+    config: Config,
+    redactor: Redactor,
+    *,
+    config_path: Path | None = None,
+    listen: str | None = None,
+    shard: Shard | None = None,
+) -> int:
+    """Run until SIGTERM or SIGINT."""
+    log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("monitor")
+    daemon = Daemon(
+        config,
+        redactor,
+        config_path=config_path,
+        listen=listen,
+        shard=shard,
+        logger=log,
+    )
+    try:
+        await daemon.start()
+        await wait_for_stop_signal()
+        log.info("daemon.stopping")
+    finally:
+        await daemon.stop()
+    return 0

@@ -1,0 +1,320 @@
+"""LaunchDarkly REST client: the few read calls discovery needs, politely.
+
+- `Authorization: <token>` (no `Bearer`); `LD-API-Version: beta` *set* on the
+  big segment store routes (a second value would make LaunchDarkly treat the
+  call as non-beta and refuse it), the dated version elsewhere.
+- 429: no call before `Retry-After` / `X-Ratelimit-Reset` has passed.
+- Remaining budget low: wait for the window to reset before the next call.
+- 5xx and transport errors: a few retries with capped, jittered backoff.
+- Replies larger than `max_response_bytes` are refused, not buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+
+from monitor import __version__
+from monitor.config import ApiConfig
+from monitor.errors import ApiError, ApiErrorKind
+from monitor.launchdarkly.models import (
+    Environment,
+    Integration,
+    IntegrationKind,
+    Problems,
+    Segment,
+    parse_environment,
+    parse_integration,
+    parse_integration_list,
+    parse_segment,
+)
+
+API_VERSION = "20240415"
+BETA = "beta"
+INTEGRATIONS_PATH = "/api/v2/integration-capabilities/big-segment-store"
+# Keep this many calls of the window's budget in reserve for other tools that
+# share the account's global limit.
+RATE_LIMIT_RESERVE = 2
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+_CHUNK = 64 * 1024
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class LaunchDarklyClient:
+    """Reads big segment store integrations, environments and segments."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: ApiConfig,
+        logger: structlog.stdlib.BoundLogger,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+        retries: int = 2,
+        rng: random.Random | None = None,
+    ) -> None:
+        token = settings.token.get_secret_value() if settings.token else ""
+        self._session = session
+        self._settings = settings
+        self._log = logger
+        self._clock = clock
+        self._sleep = sleep
+        self._retries = retries
+        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._headers = {
+            "Authorization": token,
+            "Accept": "application/json",
+            "User-Agent": f"ld-store-monitor/{__version__}",
+        }
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.rate_limit_remaining: dict[str, int] = {}
+        self._reset_at: float | None = None
+        self._not_before: float = 0.0
+
+    # -- public calls -----------------------------------------------------
+
+    async def list_integrations(self, problems: Problems) -> list[Integration]:
+        """Every big segment store integration the token can see."""
+        body = await self._get_json("list_integrations", INTEGRATIONS_PATH, beta=True)
+        return parse_integration_list(body, problems)
+
+    async def get_integration(
+        self,
+        project: str,
+        environment: str,
+        kind: IntegrationKind,
+        integration_id: str,
+        problems: Problems,
+    ) -> Integration:
+        """One integration with its `config`; ApiError(NOT_FOUND) once deleted."""
+        path = "/".join(
+            (
+                INTEGRATIONS_PATH,
+                _segment(project),
+                _segment(environment),
+                _segment(kind),
+                _segment(integration_id),
+            )
+        )
+        body = await self._get_json("get_integration", path, beta=True)
+        integration = parse_integration(body, "integration", problems)
+        if integration is None:
+            raise ApiError(
+                ApiErrorKind.MALFORMED, "the integration reply cannot be identified"
+            )
+        return integration
+
+    async def get_environment(
+        self, project: str, environment: str, problems: Problems
+    ) -> Environment:
+        """The environment's client-side ID, which is the store key prefix."""
+        path = (
+            f"/api/v2/projects/{_segment(project)}/environments/{_segment(environment)}"
+        )
+        body = await self._get_json("get_environment", path, beta=False)
+        parsed = parse_environment(body, project, environment, problems)
+        if parsed is None:
+            raise ApiError(ApiErrorKind.MALFORMED, "the environment reply has no _id")
+        return parsed
+
+    async def get_segment(
+        self, project: str, environment: str, key: str, problems: Problems
+    ) -> Segment:
+        """A segment's generation and context kind, for canary checks."""
+        path = "/".join(
+            (
+                "/api/v2/segments",
+                _segment(project),
+                _segment(environment),
+                _segment(key),
+            )
+        )
+        body = await self._get_json("get_segment", path, beta=False)
+        parsed = parse_segment(body, key, problems)
+        if parsed is None:
+            raise ApiError(ApiErrorKind.MALFORMED, "the segment reply is not an object")
+        return parsed
+
+    def retry_after(self) -> float:
+        """Seconds until LaunchDarkly accepts calls again (0 when it does now)."""
+        return max(0.0, self._not_before - self._clock())
+
+    # -- plumbing -----------------------------------------------------------
+
+    async def _get_json(self, endpoint: str, path: str, *, beta: bool) -> Any:
+        attempt = 0
+        while True:
+            await self._pace()
+            try:
+                return await self._attempt(endpoint, path, beta=beta)
+            except ApiError as err:
+                retryable = err.kind in {
+                    ApiErrorKind.SERVER,
+                    ApiErrorKind.TIMEOUT,
+                    ApiErrorKind.CONNECTION,
+                }
+                if not retryable or attempt >= self._retries:
+                    raise
+                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * self._rng.uniform(
+                    0.5, 1.0
+                )
+                self._log.info(
+                    "api.retry",
+                    endpoint=endpoint,
+                    kind=err.kind,
+                    attempt=attempt + 1,
+                    delay=round(delay, 3),
+                )
+                attempt += 1
+                await self._sleep(delay)
+
+    async def _pace(self) -> None:
+        """Refuse while rate limited; wait for a new window when nearly spent."""
+        wait = self.retry_after()
+        if wait > 0:
+            raise ApiError(
+                ApiErrorKind.RATE_LIMITED,
+                f"rate limited for {wait:.1f}s more",
+                retry_after=wait,
+            )
+        if not self.rate_limit_remaining or self._reset_at is None:
+            return
+        if min(self.rate_limit_remaining.values()) > RATE_LIMIT_RESERVE:
+            return
+        wait = self._reset_at - self._clock()
+        if wait <= 0:
+            return
+        if wait > self._settings.timeout:
+            raise ApiError(
+                ApiErrorKind.RATE_LIMITED,
+                f"rate limit budget spent for {wait:.1f}s",
+                retry_after=wait,
+            )
+        self._log.debug(
+            "api.pacing", wait=round(wait, 3), remaining=dict(self.rate_limit_remaining)
+        )
+        await self._sleep(wait)
+
+    async def _attempt(self, endpoint: str, path: str, *, beta: bool) -> Any:
+        headers = {**self._headers, "LD-API-Version": BETA if beta else API_VERSION}
+        url = self._settings.base_url + path
+        try:
+            async with self._session.get(
+                url, headers=headers, timeout=self._timeout, allow_redirects=False
+            ) as resp:
+                self.requests[(endpoint, str(resp.status))] += 1
+                self._note_rate_limit(resp.headers)
+                if resp.status == 200:
+                    return self._decode(await self._read_capped(resp))
+                await self._read_capped(resp)  # drain so the connection is reused
+                raise self._status_error(resp.status, resp.headers)
+        except TimeoutError as err:
+            self.requests[(endpoint, "timeout")] += 1
+            raise ApiError(
+                ApiErrorKind.TIMEOUT, f"no reply within {self._settings.timeout}s"
+            ) from err
+        except aiohttp.ClientError as err:
+            self.requests[(endpoint, "error")] += 1
+            raise ApiError(
+                ApiErrorKind.CONNECTION, f"{type(err).__name__}: {err}"
+            ) from err
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        cap = self._settings.max_response_bytes
+        if resp.content_length is not None and resp.content_length > cap:
+            raise ApiError(
+                ApiErrorKind.TOO_LARGE,
+                f"reply of {resp.content_length} bytes exceeds {cap}",
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                raise ApiError(ApiErrorKind.TOO_LARGE, f"reply exceeds {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _decode(body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ApiError(ApiErrorKind.MALFORMED, f"invalid JSON: {err}") from err
+
+    def _note_rate_limit(self, headers: Any) -> None:
+        for scope, header in (
+            ("global", "X-Ratelimit-Global-Remaining"),
+            ("route", "X-Ratelimit-Route-Remaining"),
+        ):
+            value = headers.get(header)
+            if value is not None and value.strip().isdigit():
+                self.rate_limit_remaining[scope] = int(value)
+        reset = headers.get("X-Ratelimit-Reset")
+        if reset is not None and reset.strip().isdigit():
+            self._reset_at = int(reset) / 1000.0
+
+    def _status_error(self, status: int, headers: Any) -> ApiError:
+        if status == 429:
+            wait = self._rate_limit_wait(headers)
+            self._not_before = self._clock() + wait
+            return ApiError(
+                ApiErrorKind.RATE_LIMITED,
+                f"HTTP 429: retry in {wait:.1f}s",
+                status=status,
+                retry_after=wait,
+            )
+        if status == 401:
+            return ApiError(
+                ApiErrorKind.AUTH,
+                "HTTP 401: the API token is invalid, expired or revoked",
+                status=status,
+            )
+        if status == 403:
+            return ApiError(
+                ApiErrorKind.FORBIDDEN,
+                "HTTP 403: the token may not read integrations (needs a reader role) "
+                "or the beta API version was refused",
+                status=status,
+            )
+        if status == 404:
+            return ApiError(
+                ApiErrorKind.NOT_FOUND, "HTTP 404: not found", status=status
+            )
+        if status >= 500:
+            return ApiError(
+                ApiErrorKind.SERVER, f"HTTP {status} from LaunchDarkly", status=status
+            )
+        return ApiError(ApiErrorKind.CLIENT, f"HTTP {status}", status=status)
+
+    def _rate_limit_wait(self, headers: Any) -> float:
+        """Seconds to wait after a 429, from Retry-After or X-Ratelimit-Reset."""
+        waits = [1.0]
+        retry_after = headers.get("Retry-After")
+        if retry_after is not None:
+            # An HTTP date is rare here, and X-Ratelimit-Reset covers it.
+            with contextlib.suppress(ValueError):
+                waits.append(float(retry_after))
+        reset = headers.get("X-Ratelimit-Reset")
+        if reset is not None and reset.strip().isdigit():
+            waits.append(int(reset) / 1000.0 - self._clock())
+        # Jitter so that replicas sharing a token do not return in lockstep.
+        return max(waits) + self._rng.uniform(0.0, 0.5)

@@ -1,0 +1,304 @@
+"""Tolerant models of the LaunchDarkly REST replies the monitor reads.
+
+Parsing is per field: a field of the wrong type is dropped and reported as a
+problem, so one odd value never hides an integration, and one broken item
+never hides the others. Unknown fields are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+IntegrationKind = Literal["redis", "dynamodb"]
+KINDS: tuple[IntegrationKind, ...] = ("redis", "dynamodb")
+# A huge errors[] would otherwise be held in memory for every integration.
+MAX_ERRORS_KEPT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StoreError:
+    """One entry of `_status.errors`."""
+
+    status_code: int | None
+    message: str
+    timestamp_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiStatus:
+    """`_status` as LaunchDarkly reports it; every field may be absent."""
+
+    available: bool | None = None
+    potentially_stale: bool | None = None
+    last_sync_ms: int | None = None
+    last_error_ms: int | None = None
+    errors: tuple[StoreError, ...] = ()
+    errors_total: int = 0  # entries in the reply, before MAX_ERRORS_KEPT
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """The Redis integration's `config`, minus the (redacted) password."""
+
+    host: str
+    port: int
+    username: str | None
+    tls_enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DynamoDBSettings:
+    """The DynamoDB integration's `config`, minus LaunchDarkly's own role."""
+
+    table_name: str
+    region: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """A big segment store integration."""
+
+    id: str
+    kind: IntegrationKind
+    project: str
+    environment: str
+    name: str
+    on: bool
+    version: int | None
+    status: ApiStatus
+    settings: RedisSettings | DynamoDBSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """The one thing the monitor needs from an environment: its client-side ID."""
+
+    project: str
+    key: str
+    client_side_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """The segment fields a canary check needs."""
+
+    key: str
+    generation: int | None
+    unbounded: bool
+    context_kind: str
+
+
+@dataclass
+class Problems:
+    """Parse problems found in one reply: `where: what` strings."""
+
+    items: list[str] = field(default_factory=list)
+
+    def add(self, where: str, what: str) -> None:
+        """Record one problem."""
+        self.items.append(f"{where}: {what}")
+
+
+def _opt(
+    raw: Mapping[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    where: str,
+    problems: Problems,
+) -> Any:
+    """`raw[key]` if it has the expected type; None (and a problem) otherwise."""
+    if key not in raw or raw[key] is None:
+        return None
+    value = raw[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int in Python; an int field must not accept true/false.
+    if isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds):
+        return value
+    problems.add(
+        f"{where}.{key}", f"expected {_type_name(kind)}, got {type(value).__name__}"
+    )
+    return None
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(
+        {
+            str: "string",
+            int: "integer",
+            bool: "boolean",
+            dict: "object",
+            list: "array",
+        }.get(k, k.__name__)
+        for k in kinds
+    )
+
+
+def parse_status(raw: Any, where: str, problems: Problems) -> ApiStatus:
+    """Parse `_status`; absent or malformed fields stay None."""
+    if raw is None:
+        problems.add(where, "missing")
+        return ApiStatus()
+    if not isinstance(raw, Mapping):
+        problems.add(where, f"expected object, got {type(raw).__name__}")
+        return ApiStatus()
+    errors: list[StoreError] = []
+    raw_errors = _opt(raw, "errors", list, where, problems) or []
+    for index, entry in enumerate(raw_errors[:MAX_ERRORS_KEPT]):
+        entry_where = f"{where}.errors.{index}"
+        if not isinstance(entry, Mapping):
+            problems.add(entry_where, f"expected object, got {type(entry).__name__}")
+            continue
+        errors.append(
+            StoreError(
+                status_code=_opt(entry, "statusCode", int, entry_where, problems),
+                message=_opt(entry, "message", str, entry_where, problems) or "",
+                timestamp_ms=_opt(entry, "timestamp", int, entry_where, problems),
+            )
+        )
+    if len(raw_errors) > MAX_ERRORS_KEPT:
+        problems.add(
+            f"{where}.errors",
+            f"{len(raw_errors)} entries, kept the first {MAX_ERRORS_KEPT}",
+        )
+    return ApiStatus(
+        available=_opt(raw, "available", bool, where, problems),
+        potentially_stale=_opt(raw, "potentiallyStale", bool, where, problems),
+        last_sync_ms=_opt(raw, "lastSync", int, where, problems),
+        last_error_ms=_opt(raw, "lastError", int, where, problems),
+        errors=tuple(errors),
+        errors_total=len(raw_errors),
+    )
+
+
+def _parse_port(raw: Mapping[str, Any], where: str, problems: Problems) -> int:
+    value = raw.get("port")
+    if value is None or value == "":
+        return 6379  # the integration manifest's default
+    if isinstance(value, int) and not isinstance(value, bool):
+        # The API stores port as a string; a number is usable but unexpected.
+        problems.add(f"{where}.port", "expected string, got int")
+        port = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        port = int(value)
+    else:
+        problems.add(f"{where}.port", f"not a port number: {value!r}")
+        return 0
+    if not 0 < port < 65536:
+        problems.add(f"{where}.port", f"out of range: {port}")
+        return 0
+    return port
+
+
+def parse_settings(
+    kind: IntegrationKind, raw: Any, where: str, problems: Problems
+) -> RedisSettings | DynamoDBSettings | None:
+    """Parse `config` for a Redis or DynamoDB integration; None when unusable."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        problems.add(where, f"expected object, got {type(raw).__name__}")
+        return None
+    if kind == "redis":
+        host = _opt(raw, "host", str, where, problems)
+        if not host:
+            problems.add(f"{where}.host", "missing")
+            return None
+        port = _parse_port(raw, where, problems)
+        if not port:
+            return None
+        return RedisSettings(
+            host=host,
+            port=port,
+            username=_opt(raw, "username", str, where, problems) or None,
+            tls_enabled=bool(_opt(raw, "tlsEnabled", bool, where, problems)),
+        )
+    table = _opt(raw, "tableName", str, where, problems)
+    if not table:
+        problems.add(f"{where}.tableName", "missing")
+        return None
+    return DynamoDBSettings(
+        table_name=table, region=_opt(raw, "region", str, where, problems) or None
+    )
+
+
+def parse_integration(raw: Any, where: str, problems: Problems) -> Integration | None:
+    """Parse one integration; None when it cannot be identified at all."""
+    if not isinstance(raw, Mapping):
+        problems.add(where, f"expected object, got {type(raw).__name__}")
+        return None
+    identity = {
+        key: _opt(raw, key, str, where, problems)
+        for key in ("_id", "integrationKey", "projectKey", "environmentKey")
+    }
+    missing = [key for key, value in identity.items() if not value]
+    if missing:
+        problems.add(
+            where, f"cannot identify the integration: missing {', '.join(missing)}"
+        )
+        return None
+    kind = identity["integrationKey"]
+    if kind not in KINDS:
+        problems.add(f"{where}.integrationKey", f"unknown integration kind {kind!r}")
+        return None
+    on = _opt(raw, "on", bool, where, problems)
+    return Integration(
+        id=identity["_id"],
+        kind=kind,
+        project=identity["projectKey"],
+        environment=identity["environmentKey"],
+        name=_opt(raw, "name", str, where, problems) or "",
+        on=True if on is None else on,
+        version=_opt(raw, "version", int, where, problems),
+        status=parse_status(raw.get("_status"), f"{where}._status", problems),
+        settings=parse_settings(kind, raw.get("config"), f"{where}.config", problems),
+    )
+
+
+def parse_integration_list(raw: Any, problems: Problems) -> list[Integration]:
+    """Parse the list reply; keeps every item that can be identified, once."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("items"), list):
+        problems.add("items", "the reply has no items array")
+        return []
+    seen: dict[str, Integration] = {}
+    for index, item in enumerate(raw["items"]):
+        integration = parse_integration(item, f"items.{index}", problems)
+        if integration is None:
+            continue
+        if integration.id in seen:
+            problems.add(
+                f"items.{index}._id", f"duplicate id {integration.id}, kept the first"
+            )
+            continue
+        seen[integration.id] = integration
+    return list(seen.values())
+
+
+def parse_environment(
+    raw: Any, project: str, key: str, problems: Problems
+) -> Environment | None:
+    """Parse an environment reply; keeps only `_id`, never `apiKey` or `mobileKey`."""
+    if not isinstance(raw, Mapping):
+        problems.add("environment", f"expected object, got {type(raw).__name__}")
+        return None
+    client_side_id = _opt(raw, "_id", str, "environment", problems)
+    if not client_side_id:
+        problems.add("environment._id", "missing")
+        return None
+    return Environment(project=project, key=key, client_side_id=client_side_id)
+
+
+def parse_segment(raw: Any, key: str, problems: Problems) -> Segment | None:
+    """Parse a segment reply."""
+    if not isinstance(raw, Mapping):
+        problems.add("segment", f"expected object, got {type(raw).__name__}")
+        return None
+    return Segment(
+        key=_opt(raw, "key", str, "segment", problems) or key,
+        generation=_opt(raw, "generation", int, "segment", problems),
+        unbounded=bool(_opt(raw, "unbounded", bool, "segment", problems)),
+        context_kind=_opt(raw, "unboundedContextKind", str, "segment", problems)
+        or "user",
+    )

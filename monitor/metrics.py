@@ -1,0 +1,187 @@
+"""Every metric the monitor exports, built at scrape time from the state.
+
+A custom Collector on an explicit registry: series of deleted integrations
+disappear by themselves, ages are computed at scrape time so they never
+freeze, and a scrape never waits for the API or a store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitor import __version__
+from monitor.state import LABEL_NAMES, MonitorState, labels_of
+
+PREFIX = "ld_store_"
+
+
+def _b(value: bool) -> float:
+    return 1.0 if value else 0.0
+
+
+class _Families:
+    """Metric families of one scrape, declared once with their help text."""
+
+    def __init__(self) -> None:
+        self.items: list[Metric] = []
+
+    def gauge(
+        self, name: str, documentation: str, labels: tuple[str, ...] = LABEL_NAMES
+    ) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(PREFIX + name, documentation, labels=list(labels))
+        self.items.append(family)
+        return family
+
+    def counter(
+        self, name: str, documentation: str, labels: tuple[str, ...] = LABEL_NAMES
+    ) -> CounterMetricFamily:
+        family = CounterMetricFamily(PREFIX + name, documentation, labels=list(labels))
+        self.items.append(family)
+        return family
+
+
+class MonitorCollector(Collector):
+    """Yields the ld_store_* families from the latest state."""
+
+    def __init__(
+        self, state: MonitorState, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._state = state
+        self._clock = clock
+
+    def describe(self) -> list[Metric]:
+        """Nothing: registering must not run a collection."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Build every family from the current state."""
+        families = _Families()
+        self._api_side(families)
+        self._monitor_side(families)
+        yield from families.items
+
+    def _api_side(self, f: _Families) -> None:
+        now = self._clock()
+        state = self._state
+        view = state.view
+        refresh = "Refreshed every API interval."
+        info = f.gauge(
+            "integration_info",
+            f"One series per discovered integration. {refresh}",
+            (*LABEL_NAMES, "name", "on"),
+        )
+        available = f.gauge(
+            "api_available",
+            f"LaunchDarkly's _status.available (absent if omitted). {refresh}",
+        )
+        stale = f.gauge(
+            "api_potentially_stale",
+            f"LaunchDarkly's _status.potentiallyStale. {refresh}",
+        )
+        last_sync = f.gauge(
+            "api_last_sync_timestamp_seconds",
+            f"LaunchDarkly's _status.lastSync. {refresh}",
+        )
+        sync_age = f.gauge(
+            "api_last_sync_age_seconds",
+            "Seconds since LaunchDarkly's lastSync, computed at scrape time.",
+        )
+        last_error = f.gauge(
+            "api_last_error_timestamp_seconds",
+            f"LaunchDarkly's _status.lastError. {refresh}",
+        )
+        recent = f.gauge(
+            "api_recent_errors",
+            f"Entries in LaunchDarkly's _status.errors now. {refresh}",
+        )
+        errors_total = f.counter(
+            "api_errors",
+            "Distinct _status.errors entries seen (deduplicated across polls).",
+            (*LABEL_NAMES, "status_code"),
+        )
+        counters = state.discovery.api_errors_total if state.discovery else {}
+        for item in view.integrations:
+            integration = item.integration
+            labels = list(labels_of(item).values())
+            status = integration.status
+            info.add_metric(
+                [*labels, integration.name, str(integration.on).lower()], 1.0
+            )
+            if status.available is not None:
+                available.add_metric(labels, _b(status.available))
+            if status.potentially_stale is not None:
+                stale.add_metric(labels, _b(status.potentially_stale))
+            if status.last_sync_ms is not None:
+                last_sync.add_metric(labels, status.last_sync_ms / 1000.0)
+                sync_age.add_metric(
+                    labels, max(0.0, now - status.last_sync_ms / 1000.0)
+                )
+            if status.last_error_ms is not None:
+                last_error.add_metric(labels, status.last_error_ms / 1000.0)
+            recent.add_metric(labels, float(status.errors_total))
+            for code, count in sorted(counters.get(integration.id, {}).items()):
+                errors_total.add_metric([*labels, code], float(count))
+
+    def _monitor_side(self, f: _Families) -> None:
+        state = self._state
+        view = state.view
+        f.gauge("build_info", "Build information.", ("version",)).add_metric(
+            [__version__], 1.0
+        )
+        if state.discovery is not None:
+            f.gauge(
+                "api_up", "1 if the last integration list call succeeded.", ()
+            ).add_metric([], _b(view.api_up))
+            last = f.gauge(
+                "discovery_last_success_timestamp_seconds",
+                "When discovery last listed the integrations.",
+                (),
+            )
+            if view.last_success is not None:
+                last.add_metric([], view.last_success)
+            f.counter(
+                "api_parse_errors",
+                "Fields or items of API replies that could not be used.",
+                (),
+            ).add_metric([], float(state.discovery.parse_errors_total))
+        if state.client is not None:
+            requests = f.counter(
+                "api_requests",
+                "LaunchDarkly REST calls by endpoint and HTTP code.",
+                ("endpoint", "code"),
+            )
+            for (endpoint, code), count in sorted(state.client.requests.items()):
+                requests.add_metric([endpoint, code], float(count))
+            remaining = f.gauge(
+                "api_rate_limit_remaining",
+                "Calls left in LaunchDarkly's rate-limit window, from the last reply.",
+                ("scope",),
+            )
+            for scope, value in sorted(state.client.rate_limit_remaining.items()):
+                remaining.add_metric([scope], float(value))
+        reload_ok = f.gauge(
+            "config_last_reload_successful",
+            "1 if the last configuration (re)load succeeded.",
+            (),
+        )
+        reload_ok.add_metric([], _b(state.config_reload_ok))
+        if state.config_reload_time is not None:
+            f.gauge(
+                "config_last_reload_success_timestamp_seconds",
+                "When the configuration was last loaded.",
+                (),
+            ).add_metric([], state.config_reload_time)
+
+
+def make_registry(
+    state: MonitorState, clock: Callable[[], float] = time.time
+) -> CollectorRegistry:
+    """A fresh registry holding only the monitor's collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MonitorCollector(state, clock))
+    return registry

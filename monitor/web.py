@@ -1,0 +1,87 @@
+"""HTTP handlers: /metrics, /-/healthy, /-/ready, /status and the status page."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from monitor import __version__
+from monitor.log import Redactor
+from monitor.page import render_page
+from monitor.state import MonitorState
+
+STATE = web.AppKey("state", MonitorState)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+REDACTOR = web.AppKey("redactor", Redactor)
+StatusBuilder = Callable[[], dict[str, Any]]
+STATUS_BUILDER: web.AppKey[StatusBuilder] = web.AppKey("status_builder")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition; OpenMetrics when the scraper asks for it."""
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    # Only known secret values are masked here (a fast substring check): label
+    # values come from LaunchDarkly keys and names, never from secret fields.
+    body = request.app[REDACTOR].known(encoder(request.app[REGISTRY]).decode("utf-8"))
+    return web.Response(
+        body=body.encode("utf-8"), headers={"Content-Type": content_type}
+    )
+
+
+async def healthy(request: web.Request) -> web.Response:
+    """200 while the daemon's own loops tick; never about the stores."""
+    state = request.app[STATE]
+    if state.healthy():
+        return web.Response(text="ok\n")
+    stuck = sorted(name for name, loop in state.loops.items() if not loop.healthy())
+    return web.Response(status=503, text=f"loops not ticking: {', '.join(stuck)}\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    """200 once the first discovery and probe round have completed."""
+    if request.app[STATE].ready():
+        return web.Response(text="ready\n")
+    return web.Response(
+        status=503, text="starting: first discovery or probe round not done\n"
+    )
+
+
+async def status(request: web.Request) -> web.Response:
+    """Every target's last result as JSON, secrets redacted."""
+    body = request.app[REDACTOR].value(request.app[STATUS_BUILDER]())
+    return web.json_response(body, dumps=lambda value: json.dumps(value, indent=2))
+
+
+async def index(request: web.Request) -> web.Response:
+    """The status page a person opens in a browser."""
+    data = request.app[REDACTOR].value(request.app[STATUS_BUILDER]())
+    return web.Response(
+        text=render_page(data, now=time.time(), version=__version__),
+        content_type="text/html",
+    )
+
+
+def make_web_app(
+    state: MonitorState,
+    registry: CollectorRegistry,
+    redactor: Redactor,
+    status_builder: Callable[[], dict[str, Any]],
+) -> web.Application:
+    """The aiohttp application serving every endpoint."""
+    app = web.Application()
+    app[STATE] = state
+    app[REGISTRY] = registry
+    app[REDACTOR] = redactor
+    app[STATUS_BUILDER] = status_builder
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_get("/status", status)
+    app.router.add_get("/", index)
+    return app

@@ -1,0 +1,1 @@
+"""Real-store test infrastructure: redis-server, moto, TLS material, fault proxy."""

@@ -1,0 +1,173 @@
+"""Tolerant parsing of LaunchDarkly replies: odd fields dropped, items kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.launchdarkly.models import (
+    MAX_ERRORS_KEPT,
+    DynamoDBSettings,
+    Problems,
+    RedisSettings,
+    parse_environment,
+    parse_integration_list,
+)
+
+
+def item(**overrides: Any) -> dict[str, Any]:
+    """A valid list item, as the API returns it."""
+    base: dict[str, Any] = {
+        "_id": "0123456789abcdef01234567",
+        "_links": {},
+        "integrationKey": "redis",
+        "projectKey": "web",
+        "environmentKey": "production",
+        "name": "Prod Redis",
+        "on": True,
+        "tags": [],
+        "version": 3,
+        "config": {
+            "host": "redis.example.com",
+            "port": "6380",
+            "username": "ld",
+            "password": "sup********123",
+            "tlsEnabled": True,
+        },
+        "_status": {
+            "available": True,
+            "potentiallyStale": False,
+            "lastSync": 1_717_263_000_000,
+            "errors": [],
+        },
+        "unknownField": {"ignored": True},
+    }
+    base.update(overrides)
+    return base
+
+
+def test_valid_item_parses_every_field() -> None:
+    """A well-formed item yields its identity, status and settings; unknown fields ignored."""
+    problems = Problems()
+    [integration] = parse_integration_list({"items": [item()]}, problems)
+    assert problems.items == []
+    assert integration.id == "0123456789abcdef01234567"
+    assert integration.kind == "redis"
+    assert (integration.project, integration.environment, integration.version) == (
+        "web",
+        "production",
+        3,
+    )
+    assert integration.status.available is True
+    assert integration.status.last_sync_ms == 1_717_263_000_000
+    assert integration.settings == RedisSettings(
+        host="redis.example.com", port=6380, username="ld", tls_enabled=True
+    )
+
+
+def test_wrong_types_drop_the_field_and_keep_the_item() -> None:
+    """lastSync as a string and port as a number are reported; the item stays monitored."""
+    problems = Problems()
+    raw = item(
+        _status={
+            "available": "yes",
+            "lastSync": "1717263000000",
+            "potentiallyStale": True,
+        },
+        config={"host": "h", "port": 6379},
+    )
+    [integration] = parse_integration_list({"items": [raw]}, problems)
+    assert integration.status.available is None
+    assert integration.status.last_sync_ms is None
+    assert integration.status.potentially_stale is True
+    assert integration.settings == RedisSettings(
+        host="h", port=6379, username=None, tls_enabled=False
+    )
+    assert problems.items == [
+        "items.0._status.available: expected boolean, got str",
+        "items.0._status.lastSync: expected integer, got str",
+        "items.0.config.port: expected string, got int",
+    ]
+
+
+def test_missing_status_is_a_problem_not_a_crash() -> None:
+    """An item without _status keeps an empty status."""
+    problems = Problems()
+    raw = item()
+    del raw["_status"]
+    [integration] = parse_integration_list({"items": [raw]}, problems)
+    assert integration.status.available is None
+    assert problems.items == ["items.0._status: missing"]
+
+
+def test_unknown_kind_duplicates_and_garbage_are_skipped() -> None:
+    """Unknown integrationKey, duplicate ids and non-objects are dropped; the rest kept."""
+    problems = Problems()
+    items = [
+        item(),
+        item(integrationKey="consul", _id="ffffffffffffffffffffffff"),
+        item(name="duplicate"),
+        "not an object",
+        item(
+            _id="aaaaaaaaaaaaaaaaaaaaaaaa",
+            integrationKey="dynamodb",
+            config={"tableName": "t", "region": "us-east-1"},
+        ),
+    ]
+    parsed = parse_integration_list({"items": items}, problems)
+    assert [i.id for i in parsed] == [
+        "0123456789abcdef01234567",
+        "aaaaaaaaaaaaaaaaaaaaaaaa",
+    ]
+    assert parsed[0].name == "Prod Redis"
+    assert parsed[1].settings == DynamoDBSettings(table_name="t", region="us-east-1")
+    assert problems.items == [
+        "items.1.integrationKey: unknown integration kind 'consul'",
+        "items.2._id: duplicate id 0123456789abcdef01234567, kept the first",
+        "items.3: expected object, got str",
+    ]
+
+
+def test_huge_errors_list_is_capped_but_counted() -> None:
+    """A huge errors[] keeps MAX_ERRORS_KEPT entries in memory yet reports the full count."""
+    problems = Problems()
+    errors = [
+        {"statusCode": 500, "message": f"e{i}", "timestamp": i} for i in range(5000)
+    ]
+    [integration] = parse_integration_list(
+        {"items": [item(_status={"errors": errors})]}, problems
+    )
+    assert len(integration.status.errors) == MAX_ERRORS_KEPT
+    assert integration.status.errors_total == 5000
+    assert problems.items == [
+        f"items.0._status.errors: 5000 entries, kept the first {MAX_ERRORS_KEPT}"
+    ]
+
+
+def test_reply_without_items_is_reported() -> None:
+    """A reply that is not a collection yields nothing and one problem."""
+    problems = Problems()
+    assert parse_integration_list({"message": "huh"}, problems) == []
+    assert problems.items == ["items: the reply has no items array"]
+
+
+def test_environment_keeps_only_the_client_side_id() -> None:
+    """The environment model holds _id and never the SDK or mobile key."""
+    problems = Problems()
+    env = parse_environment(
+        {"_id": "cid", "apiKey": "sdk-secret", "mobileKey": "mob-secret"},
+        "web",
+        "prod",
+        problems,
+    )
+    assert env is not None
+    assert env.client_side_id == "cid"
+    assert "sdk-secret" not in repr(env)
+    assert "mob-secret" not in repr(env)
+
+
+def test_bool_is_not_accepted_as_an_integer() -> None:
+    """version: true is a wrong type, not version 1."""
+    problems = Problems()
+    [integration] = parse_integration_list({"items": [item(version=True)]}, problems)
+    assert integration.version is None
+    assert problems.items == ["items.0.version: expected integer, got bool"]

@@ -19,7 +19,11 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from monitor.app import Daemon
+from monitor.config import parse_config
+from monitor.log import Redactor
 from monitor.simulator import Scenario, Simulator, SimulatorServer
+from tests.support.polling import wait_until
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -163,3 +167,27 @@ async def test_sigint_also_stops_the_daemon(daemon: RunningDaemon) -> None:
     async with asyncio.timeout(5):
         await daemon.process.communicate()
     assert daemon.process.returncode == 0
+
+
+async def test_in_process_daemon_leaves_no_task_or_connection(
+    simulator_url: str,
+) -> None:
+    """start() then stop(): every task the daemon made is gone and its HTTP session closed."""
+    before = asyncio.all_tasks()
+    config = parse_config(
+        {
+            "api": {"base_url": simulator_url, "interval": 2, "timeout": 1},
+            "server": {"listen": "127.0.0.1:0"},
+        },
+        {"LD_API_TOKEN": TOKEN},
+    )
+    daemon = Daemon(config, Redactor())
+    await daemon.start()
+    async with aiohttp.ClientSession() as session:
+        await wait_ready(session, f"http://127.0.0.1:{daemon.port}")
+    assert len(asyncio.all_tasks() - before) >= 1  # the discovery loop runs
+    await daemon.stop()
+    # The simulator's side of the closed keep-alive connection ends a moment later.
+    await wait_until(lambda: not (asyncio.all_tasks() - before), timeout=2)
+    assert daemon.state.client is not None
+    assert daemon.state.client._session.closed

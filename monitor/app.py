@@ -1,6 +1,9 @@
 """The daemon: owns the clients, the loops and the HTTP server, and their order.
 
-Start: HTTP session → discovery → HTTP server → loops.
+`Monitor` is the work (discovery, targets, probes) without a server; the
+daemon runs it in loops behind the HTTP endpoints, and `check` runs it once.
+
+Start: clients → HTTP server → loops.
 Stop: stop accepting scrapes → cancel and await the loops → close the clients.
 """
 
@@ -17,18 +20,110 @@ import structlog
 from aiohttp import web
 
 from monitor.config import Config, split_host_port
-from monitor.discovery import Discovery
+from monitor.discovery import Discovery, RoundOutcome
 from monitor.errors import ApiErrorKind
 from monitor.launchdarkly.client import LaunchDarklyClient
 from monitor.log import Redactor
 from monitor.metrics import make_registry
+from monitor.probes import Probe
+from monitor.probes.redis import RedisProbe
+from monitor.probes.runner import ProbeRunner, RoundSummary
 from monitor.report import build_report
 from monitor.scheduler import PeriodicLoop
 from monitor.sharding import Shard
 from monitor.state import MonitorState
+from monitor.targets import Target, resolve_targets
 from monitor.web import make_web_app
 
 SHUTDOWN_TIMEOUT = 3.0
+
+
+class Monitor:
+    """Discovery, target resolution and probe rounds, with the state they fill."""
+
+    def __init__(
+        self,
+        config: Config,
+        logger: structlog.stdlib.BoundLogger,
+        *,
+        shard: Shard | None = None,
+    ) -> None:
+        self.config = config
+        self._log = logger
+        self._shard = shard
+        self.state = MonitorState(
+            discovery=None, client=None, stale_after=config.probe.stale_after
+        )
+        self._warned_insecure: set[str] = set()
+
+    async def open(self, stack: AsyncExitStack) -> None:
+        """Create the clients; `stack` closes them."""
+        api = self.config.api
+        if api.enabled:
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=16), raise_for_status=False
+                )
+            )
+            client = LaunchDarklyClient(session, api, self._log.bind(component="api"))
+            self.state.client = client
+            self.state.discovery = Discovery(
+                client,
+                self.config.filters,
+                self._log.bind(component="discovery"),
+                shard=self._shard,
+            )
+        probes: dict[str, Probe] = {
+            "redis": RedisProbe(self._log.bind(component="redis"))
+        }
+        for probe in probes.values():
+            stack.push_async_callback(probe.close)
+        self.state.runner = ProbeRunner(
+            probes, self.config.probe, self._log.bind(component="probe")
+        )
+        self.state.config_reload_time = time.time()
+        self.resolve()
+
+    async def discover(self) -> RoundOutcome | None:
+        """One discovery round (None with the API off), then re-resolve targets."""
+        discovery = self.state.discovery
+        if discovery is None:
+            return None
+        outcome = await discovery.run_once()
+        self.resolve()
+        return outcome
+
+    def resolve(self) -> tuple[Target, ...]:
+        """Rebuild the target list from the latest discovery and the config."""
+        targets = resolve_targets(self.state.view.integrations, self.config)
+        self.state.targets = targets
+        if self.state.runner is not None:
+            self.state.runner.forget_missing(targets)
+        for target in targets:
+            tls = getattr(target.endpoint, "tls", None)
+            if (
+                tls is not None
+                and tls.insecure_skip_verify
+                and target.id not in self._warned_insecure
+            ):
+                self._warned_insecure.add(target.id)
+                self._log.warning(
+                    "tls.verification_disabled",
+                    integration_id=target.id,
+                    address=target.address,
+                    hint="insecure_skip_verify: the certificate is not checked",
+                )
+        return targets
+
+    async def probe_round(self) -> RoundSummary:
+        """Probe every due target once."""
+        runner = self.state.runner
+        assert runner is not None  # noqa: S101 -- open() creates it
+        discovered = self.state.discovery is None or self.state.view.completed
+        summary = await runner.run_round(self.state.targets)
+        if discovered:
+            self.state.probed_after_discovery = True
+        return summary
 
 
 class Daemon:
@@ -48,12 +143,13 @@ class Daemon:
         self._redactor = redactor
         self._config_path = config_path
         self._listen = listen or config.server.listen
-        self._shard = shard
         self._log = logger or structlog.stdlib.get_logger("monitor")
+        self.monitor = Monitor(config, self._log, shard=shard)
+        self.state = self.monitor.state
+        self._shard = shard
         self._stack = AsyncExitStack()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._loops: dict[str, PeriodicLoop] = {}
-        self.state = MonitorState(discovery=None, client=None)
+        self.loops: dict[str, PeriodicLoop] = {}
         self.port: int | None = None
         redactor.update(config.secrets())
 
@@ -61,23 +157,7 @@ class Daemon:
 
     async def start(self) -> None:
         """Open the clients, start serving and start the loops."""
-        api = self.config.api
-        if api.enabled:
-            session = await self._stack.enter_async_context(
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=16), raise_for_status=False
-                )
-            )
-            client = LaunchDarklyClient(session, api, self._log.bind(component="api"))
-            discovery = Discovery(
-                client,
-                self.config.filters,
-                self._log.bind(component="discovery"),
-                shard=self._shard,
-            )
-            self.state.client = client
-            self.state.discovery = discovery
-        self.state.config_reload_time = time.time()
+        await self.monitor.open(self._stack)
         registry = make_registry(self.state)
         app = make_web_app(
             self.state, registry, self._redactor, lambda: build_report(self.state)
@@ -97,8 +177,23 @@ class Daemon:
         self._log.info(
             "daemon.started",
             listen=f"{host}:{self.port}",
-            api=api.enabled,
+            api=self.config.api.enabled,
+            static_targets=len(self.config.targets),
             shard=str(self._shard or "all"),
+        )
+        probe = self.config.probe
+        self._start_loop(
+            PeriodicLoop(
+                "probe",
+                self._probe_step,
+                interval=lambda: self.config.probe.interval,
+                # A round is bounded by the per-probe timeout once started; the
+                # queue before it is bounded by the concurrency, so allow a
+                # full interval on top before calling the loop stuck.
+                timeout=lambda: probe.interval + probe.timeout,
+                health=self.state.loop("probe"),
+                logger=self._log,
+            )
         )
         if self.state.discovery is not None:
             self._start_loop(
@@ -127,7 +222,7 @@ class Daemon:
         self._log.info("daemon.stopped")
 
     def _start_loop(self, loop: PeriodicLoop) -> None:
-        self._loops[loop.name] = loop
+        self.loops[loop.name] = loop
         task = asyncio.create_task(loop.run(), name=f"loop:{loop.name}")
         self._tasks.add(task)
 
@@ -138,11 +233,24 @@ class Daemon:
         # Room for a list call and a few retried detail calls.
         return max(api.interval, 3 * api.timeout + 10.0)
 
+    async def _probe_step(self) -> float | None:
+        summary = await self.monitor.probe_round()
+        self._log.info(
+            "probe.round",
+            targets=len(self.state.targets),
+            probed=summary.probed,
+            failed=summary.failed,
+            skipped=summary.skipped,
+            reasons=summary.reasons,
+            duration=round(summary.duration, 3),
+        )
+        return None
+
     async def _discovery_step(self) -> float | None:
-        discovery = self.state.discovery
-        assert discovery is not None  # noqa: S101 -- the loop only runs when discovery exists
         started = time.monotonic()
-        outcome = await discovery.run_once()
+        was_ready = self.state.view.completed
+        outcome = await self.monitor.discover()
+        assert outcome is not None  # noqa: S101 -- this loop only runs with the API on
         duration = round(time.monotonic() - started, 3)
         api = self.config.api
         if outcome.ok:
@@ -156,6 +264,9 @@ class Daemon:
                 problems=outcome.problems,
                 duration=duration,
             )
+            if outcome.fetched or outcome.deleted or not was_ready:
+                # New or changed stores are probed now, not an interval later.
+                self.loops["probe"].wake()
             if (
                 outcome.pending
                 and outcome.error is not None

@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         help="keep only shard I of N (stable hash of integration_id)",
     )
 
+    check = sub.add_parser("check", help="one discovery and probe round; exit 0/1/2")
+    common(check)
+    check.add_argument("--format", choices=["table", "json"], default="table")
+    check.add_argument("--shard", metavar="I/N", help="keep only shard I of N")
+
     validate = sub.add_parser(
         "validate-config", help="check a configuration file and exit"
     )
@@ -126,6 +131,33 @@ def _run(args: argparse.Namespace, redactor: Redactor) -> int:
     )
 
 
+def _check(args: argparse.Namespace, redactor: Redactor) -> int:
+    from monitor.check import run_check  # noqa: PLC0415 -- keeps validate-config light
+
+    config = _load(args.config)
+    redactor.update(config.secrets())
+    # Logs go to stderr at warning level so that stdout holds only the result.
+    configure_logging(
+        redactor, fmt=args.log_format or "console", level=args.log_level or "warning"
+    )
+    try:
+        shard = Shard.parse(args.shard) if args.shard else None
+    except ValueError as err:
+        print(f"--shard: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    code: int = asyncio.run(
+        run_check(
+            config,
+            redactor,
+            fmt=args.format,
+            out=sys.stdout,
+            err=sys.stderr,
+            shard=shard,
+        )
+    )
+    return code
+
+
 def _demo(args: argparse.Namespace, redactor: Redactor) -> int:
     from monitor.demo import run_demo  # noqa: PLC0415 -- only the demo needs the simulator
 
@@ -142,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "run":
             return _run(args, redactor)
+        if args.command == "check":
+            return _check(args, redactor)
         if args.command == "demo":
             return _demo(args, redactor)
     except KeyboardInterrupt:

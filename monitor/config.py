@@ -123,6 +123,8 @@ class ProbeConfig(Model):
     interval: Seconds = 30.0
     timeout: Seconds = 5.0
     concurrency: int = Field(default=64, ge=1, le=10_000)
+    # Probes in flight against one store host (or one DynamoDB endpoint).
+    per_host_concurrency: int = Field(default=16, ge=1, le=10_000)
     # The SDKs' default: BigSegmentsConfig.stale_after = 120 s.
     stale_after: Seconds = 120.0
 
@@ -268,6 +270,11 @@ class RedisTarget(Model):
             _ = parts.port
         except ValueError as err:
             raise ValueError(f"invalid URL: {err}") from None
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise ValueError(
+                f"invalid URL: the path must be a database number, got {database!r}"
+            )
         return value
 
 

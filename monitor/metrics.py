@@ -62,6 +62,7 @@ class MonitorCollector(Collector):
         """Build every family from the current state."""
         families = _Families()
         self._api_side(families)
+        self._probe_side(families)
         self._monitor_side(families)
         yield from families.items
 
@@ -126,6 +127,90 @@ class MonitorCollector(Collector):
             recent.add_metric(labels, float(status.errors_total))
             for code, count in sorted(counters.get(integration.id, {}).items()):
                 errors_total.add_metric([*labels, code], float(count))
+
+    def _probe_side(self, f: _Families) -> None:
+        state = self._state
+        runner = state.runner
+        if runner is None:
+            return
+        now = self._clock()
+        stale_after = state.stale_after
+        every = f"Refreshed every probe interval ({runner.settings.interval:g}s)."
+        up = f.gauge(
+            "probe_up",
+            f"1 if the store was reachable and authenticated. {every}",
+        )
+        duration = f.gauge(
+            "probe_duration_seconds", f"Duration of the last probe. {every}"
+        )
+        phases = f.gauge(
+            "probe_phase_duration_seconds",
+            f"Duration of each phase of the last probe. {every}",
+            (*LABEL_NAMES, "phase"),
+        )
+        schema = f.gauge(
+            "probe_schema_ok", f"1 if the store's layout is as the SDKs expect. {every}"
+        )
+        failures = f.counter(
+            "probe_failures", "Failed probes by reason.", (*LABEL_NAMES, "reason")
+        )
+        last_success = f.gauge(
+            "probe_last_success_timestamp_seconds", "When a probe last succeeded."
+        )
+        consecutive = f.gauge("probe_consecutive_failures", "Probes failed in a row.")
+        backoff = f.gauge(
+            "probe_backoff_seconds",
+            "Extra wait before the next probe of a failing target.",
+        )
+        sync = f.gauge(
+            "synchronized_on_timestamp_seconds",
+            f"synchronizedOn read from the store. {every}",
+        )
+        sync_age = f.gauge(
+            "sync_age_seconds",
+            "Seconds since the store's synchronizedOn, computed at scrape time.",
+        )
+        available = f.gauge(
+            "available", "What an SDK's BigSegmentStoreStatus.available would be now."
+        )
+        stale = f.gauge(
+            "stale", "What an SDK's BigSegmentStoreStatus.stale would be now."
+        )
+        tls_expiry = f.gauge(
+            "tls_cert_expiry_timestamp_seconds",
+            "Earliest notAfter in the store's certificate chain.",
+        )
+        for target in state.targets:
+            record = runner.records.get(target.id)
+            if record is None or record.result is None:
+                continue
+            result = record.result
+            labels = list(target.labels.values())
+            up.add_metric(labels, _b(result.up))
+            duration.add_metric(labels, result.duration)
+            for phase, seconds in result.phases:
+                phases.add_metric([*labels, phase], seconds)
+            if result.schema_ok is not None:
+                schema.add_metric(labels, _b(result.schema_ok))
+            for reason, count in sorted(record.failures.items()):
+                failures.add_metric([*labels, str(reason)], float(count))
+            if record.last_success is not None:
+                last_success.add_metric(labels, record.last_success)
+            consecutive.add_metric(labels, float(record.consecutive_failures))
+            backoff.add_metric(labels, record.backoff)
+            if result.synchronized_on_ms is not None:
+                sync.add_metric(labels, result.synchronized_on_ms / 1000.0)
+                sync_age.add_metric(labels, now - result.synchronized_on_ms / 1000.0)
+            is_available, is_stale = result.sdk_status(now, stale_after)
+            available.add_metric(labels, _b(is_available))
+            stale.add_metric(labels, _b(is_stale))
+            if result.tls_not_after is not None:
+                tls_expiry.add_metric(labels, result.tls_not_after)
+        f.gauge(
+            "stale_after_seconds",
+            "The stale threshold the monitor applies (probe.stale_after).",
+            (),
+        ).add_metric([], stale_after)
 
     def _monitor_side(self, f: _Families) -> None:
         state = self._state

@@ -10,7 +10,8 @@ from typing import Any
 REFRESH_SECONDS = 15
 
 
-def _age(seconds: float | None) -> str:
+def format_age(seconds: float | None) -> str:
+    """A duration for people: 42s, 7m, 3.5h, 2.0d; a dash when unknown."""
     if seconds is None:
         return "—"
     seconds = max(0.0, seconds)
@@ -25,6 +26,14 @@ def _age(seconds: float | None) -> str:
 
 def _cell(value: Any) -> str:
     return escape("—" if value is None or value == "" else str(value))
+
+
+def _sync_age(api: dict[str, Any], probe: dict[str, Any]) -> float | None:
+    """The store's own sync age when probed, else LaunchDarkly's."""
+    if probe.get("sync_age_seconds") is not None:
+        return float(probe["sync_age_seconds"])
+    age = api.get("last_sync_age_seconds")
+    return None if age is None else float(age)
 
 
 def _row(row: dict[str, Any]) -> str:
@@ -42,7 +51,7 @@ def _row(row: dict[str, Any]) -> str:
         f"<td><code>{_cell(row.get('address'))}</code></td>"
         f"<td>{_cell(api.get('verdict'))}</td>"
         f"<td>{_cell(probe.get('verdict'))}</td>"
-        f"<td>{_age(probe.get('sync_age_seconds', api.get('last_sync_age_seconds')))}"
+        f"<td>{format_age(_sync_age(api, probe))}"
         "</td>"
         f'<td class="err">{_cell(last_error)}</td></tr>'
     )

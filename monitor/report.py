@@ -13,8 +13,9 @@ from typing import Any
 
 from monitor import __version__
 from monitor.discovery import DiscoveredIntegration
-from monitor.launchdarkly.models import RedisSettings
+from monitor.probes.runner import TargetRecord
 from monitor.state import MonitorState
+from monitor.targets import Target
 
 # Worst first: the order the status page and `check` sort by.
 SEVERITY = {
@@ -73,33 +74,86 @@ def _api_part(item: DiscoveredIntegration, now: float) -> dict[str, Any]:
     }
 
 
-def _address(item: DiscoveredIntegration) -> str | None:
-    settings = item.integration.settings
-    if settings is None:
+def probe_part(
+    target: Target, record: TargetRecord | None, now: float, stale_after: float
+) -> dict[str, Any] | None:
+    """The probe's view of one target, or None before its first probe."""
+    if record is None or record.result is None:
         return None
-    if isinstance(settings, RedisSettings):
-        return f"{settings.host}:{settings.port}"
-    region = settings.region
-    return f"{settings.table_name} ({region})" if region else settings.table_name
-
-
-def integration_row(item: DiscoveredIntegration, now: float) -> dict[str, Any]:
-    """The report row of one discovered integration."""
-    integration = item.integration
-    api = _api_part(item, now)
+    result = record.result
+    available, stale = result.sdk_status(now, stale_after)
+    sync = (
+        None
+        if result.synchronized_on_ms is None
+        else result.synchronized_on_ms / 1000.0
+    )
+    if not available:
+        verdict = "unavailable"
+    elif stale:
+        verdict = "stale"
+    elif result.reason is not None:
+        verdict = "failing"
+    else:
+        verdict = "healthy"
     return {
-        "id": integration.id,
-        "source": "api",
-        "project": integration.project,
-        "environment": integration.environment,
-        "integration": integration.kind,
-        "name": integration.name,
-        "on": integration.on,
-        "address": _address(item),
-        "prefix": item.client_side_id,
+        "up": result.up,
+        "available": available,
+        "stale": stale,
+        "schema_ok": result.schema_ok,
+        "reason": None if result.reason is None else str(result.reason),
+        "error": result.error,
+        "synchronized_on": sync,
+        "sync_age_seconds": None if sync is None else round(now - sync, 3),
+        "duration_seconds": round(result.duration, 6),
+        "phases": {phase: round(seconds, 6) for phase, seconds in result.phases},
+        "tls_not_after": result.tls_not_after,
+        "finished_at": result.finished_at,
+        "consecutive_failures": record.consecutive_failures,
+        "backoff_seconds": record.backoff,
+        "failures": {str(k): v for k, v in sorted(record.failures.items())},
+        "verdict": verdict,
+    }
+
+
+def overall_verdict(
+    target: Target, api: dict[str, Any] | None, probe: dict[str, Any] | None
+) -> str:
+    """One word for the row: the store's side first, then LaunchDarkly's."""
+    if not target.on:
+        return "off"
+    if probe is None:
+        return "pending"
+    if probe["verdict"] != "healthy":
+        return str(probe["verdict"])
+    if api is not None and api["verdict"] in {"unavailable", "stale", "degraded"}:
+        return "degraded"
+    return "healthy"
+
+
+def target_row(
+    target: Target,
+    item: DiscoveredIntegration | None,
+    record: TargetRecord | None,
+    now: float,
+    stale_after: float,
+) -> dict[str, Any]:
+    """The report row of one target (and its integration, when it has one)."""
+    api = _api_part(item, now) if item is not None else None
+    probe = probe_part(target, record, now, stale_after)
+    return {
+        "id": target.id,
+        "source": target.source,
+        "project": target.labels.project,
+        "environment": target.labels.environment,
+        "integration": target.kind,
+        "name": target.name,
+        "on": target.on,
+        "address": target.address,
+        "prefix": target.prefix or None,
+        "problem": target.problem,
         "api": api,
-        "probe": None,
-        "verdict": api["verdict"],
+        "probe": probe,
+        "verdict": overall_verdict(target, api, probe),
     }
 
 
@@ -109,7 +163,18 @@ def build_report(
     """The whole report: daemon health, API health and one row per target."""
     now = clock()
     view = state.view
-    rows = [integration_row(item, now) for item in view.integrations]
+    items = {item.integration.id: item for item in view.integrations}
+    records = state.runner.records if state.runner is not None else {}
+    rows = [
+        target_row(
+            target,
+            items.get(target.id) if target.source == "api" else None,
+            records.get(target.id),
+            now,
+            state.stale_after,
+        )
+        for target in state.targets
+    ]
     rows.sort(
         key=lambda r: (
             SEVERITY.get(r["verdict"], 99),
@@ -123,6 +188,7 @@ def build_report(
         "generated_at": now,
         "ready": state.ready(),
         "healthy": state.healthy(),
+        "stale_after_seconds": state.stale_after,
         "api": None
         if state.discovery is None
         else {

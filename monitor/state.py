@@ -12,9 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from monitor.discovery import DiscoveredIntegration, Discovery, DiscoveryView
 from monitor.launchdarkly.client import LaunchDarklyClient
+
+if TYPE_CHECKING:
+    from monitor.probes.runner import ProbeRunner
+    from monitor.targets import Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,10 @@ class MonitorState:
 
     discovery: Discovery | None
     client: LaunchDarklyClient | None
+    runner: ProbeRunner | None = None
+    targets: tuple[Target, ...] = ()
+    stale_after: float = 120.0
+    probed_after_discovery: bool = False  # a probe round ran on a completed discovery
     started_at: float = field(default_factory=time.time)
     loops: dict[str, LoopHealth] = field(default_factory=dict)
     config_reload_ok: bool = True
@@ -88,5 +97,5 @@ class MonitorState:
         return all(loop.healthy() for loop in self.loops.values())
 
     def ready(self) -> bool:
-        """True once the first discovery (when the API is on) has completed."""
-        return self.discovery is None or self.view.completed
+        """True once the first discovery and a probe round after it have completed."""
+        return self.probed_after_discovery

@@ -1,0 +1,113 @@
+"""What a probe reports, and the SDK rules that turn it into a status.
+
+A probe reads a store's metadata the way the SDKs do and records what it
+saw; `sdk_status()` then applies the SDKs' `BigSegmentStoreStatus` rules:
+
+| store result                          | available | stale |
+|---------------------------------------|-----------|-------|
+| metadata read raised an error         | false     | false |
+| metadata missing (no key, no item)    | true      | true  |
+| now - synchronizedOn >= stale_after   | true      | true  |
+| otherwise                             | true      | false |
+
+(Python SDK `big_segments.py` / `big_segments_common.is_stale`, Go SDK
+`big_segment_store_wrapper.go`.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from monitor.errors import Reason
+from monitor.targets import Target
+
+PHASES = ("connect", "tls", "auth", "read")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a probe, for the debug view: what, how long, how it went."""
+
+    name: str
+    seconds: float
+    ok: bool
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """Everything one probe of one target established."""
+
+    finished_at: float
+    duration: float
+    up: bool  # reachable and authenticated
+    read_ok: bool  # the metadata read an SDK does succeeded
+    schema_ok: bool | None  # None: the probe never got far enough to tell
+    synchronized_on_ms: int | None  # None: metadata missing (or not read)
+    reason: Reason | None = None
+    error: str | None = None
+    phases: tuple[tuple[str, float], ...] = ()
+    steps: tuple[Step, ...] = ()
+    tls_not_after: float | None = None
+    membership_present: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the probe found nothing wrong with reachability or layout."""
+        return self.reason is None
+
+    def sdk_status(self, now: float, stale_after: float) -> tuple[bool, bool]:
+        """(available, stale) as an SDK reading the same store would report now."""
+        if not self.read_ok:
+            return False, False
+        if self.synchronized_on_ms is None:
+            return True, True
+        return True, int(now * 1000) - self.synchronized_on_ms >= int(
+            stale_after * 1000
+        )
+
+
+class Recorder:
+    """Collects phase timings and steps while a probe runs, so a timeout keeps them."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}
+        self.steps: list[Step] = []
+        self.current: str | None = None
+        self.authenticated = False  # reached: the store answered as the monitor's user
+        self._step_started = self.started
+
+    def begin(self, name: str) -> None:
+        """Start timing step `name`."""
+        self.current = name
+        self._step_started = time.perf_counter()
+
+    def end(self, ok: bool = True, detail: str | None = None) -> float:
+        """Finish the current step; phases among PHASES are also kept as phases."""
+        seconds = time.perf_counter() - self._step_started
+        if self.current is not None:
+            self.steps.append(Step(self.current, seconds, ok, detail))
+            if self.current in PHASES:
+                self.phases[self.current] = self.phases.get(self.current, 0.0) + seconds
+        self.current = None
+        return seconds
+
+    def elapsed(self) -> float:
+        """Seconds since the probe started."""
+        return time.perf_counter() - self.started
+
+
+class Probe(Protocol):
+    """A probe of one kind of store."""
+
+    def run(self, target: Target, recorder: Recorder) -> Awaitable[ProbeResult]:
+        """Probe `target` once; never raises for store trouble, returns it."""
+        ...
+
+    async def close(self) -> None:
+        """Release shared clients."""

@@ -1,0 +1,213 @@
+"""Probe rounds: every due target once, bounded, isolated, each under its deadline.
+
+- A global and a per-host limit on probes in flight, so neither the monitor
+  nor any one store is flooded.
+- Each probe runs under `probe.timeout` (counted from when it starts, not
+  from when it was queued), so a hung store costs one timeout and never
+  delays the others.
+- A target that keeps failing is probed with backoff, capped at a few
+  intervals; a success brings it straight back to the normal cadence.
+- Results are stored per target as they complete: `/metrics` always answers
+  from the latest results without waiting for a round to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from monitor.config import ProbeConfig
+from monitor.errors import Reason
+from monitor.probes import Probe, ProbeResult, Recorder, Step
+from monitor.targets import DynamoDBEndpoint, RedisEndpoint, Target
+
+# A failing target waits interval * 2^(failures-1) between probes,
+# at most this many intervals.
+MAX_BACKOFF_INTERVALS = 4
+
+
+@dataclass
+class TargetRecord:
+    """What the runner keeps per target across rounds."""
+
+    result: ProbeResult | None = None
+    failures: Counter[Reason] = field(default_factory=Counter)
+    consecutive_failures: int = 0
+    backoff: float = 0.0  # extra seconds beyond the interval before the next probe
+    next_due: float = 0.0  # monotonic
+    last_success: float | None = None  # epoch
+
+
+@dataclass(frozen=True, slots=True)
+class RoundSummary:
+    """How a round went, for its canonical log line."""
+
+    probed: int
+    failed: int
+    skipped: int
+    duration: float
+    reasons: dict[str, int]
+
+
+def host_key(target: Target) -> str:
+    """What the per-host limit counts: the Redis host:port or the DynamoDB endpoint."""
+    endpoint = target.endpoint
+    if isinstance(endpoint, RedisEndpoint):
+        return f"redis:{endpoint.address}"
+    if isinstance(endpoint, DynamoDBEndpoint):
+        return f"dynamodb:{endpoint.endpoint_url or endpoint.region or ''}"
+    return "none"
+
+
+class ProbeRunner:
+    """Runs probes and keeps each target's latest result and counters."""
+
+    def __init__(
+        self,
+        probes: Mapping[str, Probe],
+        settings: ProbeConfig,
+        logger: structlog.stdlib.BoundLogger,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._probes = probes
+        self.settings = settings
+        self._log = logger
+        self._monotonic = monotonic
+        self._clock = clock
+        self.records: dict[str, TargetRecord] = {}
+        self.rounds = 0
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    def configure(self, settings: ProbeConfig) -> None:
+        """Apply new probe settings (after a reload) from the next round."""
+        self.settings = settings
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._hosts.clear()
+
+    def forget_missing(self, targets: Iterable[Target]) -> None:
+        """Drop records of targets that no longer exist, so their series go."""
+        present = {t.id for t in targets}
+        for target_id in list(self.records.keys() - present):
+            del self.records[target_id]
+
+    async def run_round(self, targets: Sequence[Target]) -> RoundSummary:
+        """Probe every due, probeable target once."""
+        started = self._monotonic()
+        probeable = [t for t in targets if self.can_probe(t)]
+        due = [
+            t
+            for t in probeable
+            if self.records.get(t.id, TargetRecord()).next_due <= started
+        ]
+        skipped = len(probeable) - len(due)
+        results = await asyncio.gather(*(self._limited(t, started) for t in due))
+        self.rounds += 1
+        reasons = Counter(str(r.reason) for r in results if r.reason is not None)
+        return RoundSummary(
+            probed=len(due),
+            failed=sum(reasons.values()),
+            skipped=skipped,
+            duration=self._monotonic() - started,
+            reasons=dict(reasons),
+        )
+
+    def can_probe(self, target: Target) -> bool:
+        """True when the target is fully known and a probe exists for its kind."""
+        return target.probeable and target.kind in self._probes
+
+    async def _limited(self, target: Target, round_started: float) -> ProbeResult:
+        host = self._hosts.setdefault(
+            host_key(target), asyncio.Semaphore(self.settings.per_host_concurrency)
+        )
+        async with self._global, host:
+            result = await self.probe(target)
+        self._record(target, result, round_started)
+        return result
+
+    async def probe(self, target: Target) -> ProbeResult:
+        """Probe `target` under the per-probe deadline; store trouble is returned."""
+        recorder = Recorder()
+        timeout = self.settings.timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._probes[target.kind].run(target, recorder)
+        except TimeoutError:
+            phase = recorder.current or "connect"
+            reason = Reason.TIMEOUT
+            message = f"no answer within {timeout:g}s (during {phase})"
+            if phase == "tls":
+                # A plain port answers nothing to a TLS ClientHello: it waits
+                # for a newline that never comes.
+                reason = Reason.TLS_HANDSHAKE
+                message = f"no TLS handshake within {timeout:g}s (a plain port?)"
+            steps = (*recorder.steps, Step(phase, recorder.elapsed(), False, message))
+            return ProbeResult(
+                finished_at=self._clock(),
+                duration=recorder.elapsed(),
+                up=recorder.authenticated,
+                read_ok=False,
+                schema_ok=None,
+                synchronized_on_ms=None,
+                reason=reason,
+                error=message,
+                phases=tuple(recorder.phases.items()),
+                steps=steps,
+            )
+        except Exception as err:  # noqa: BLE001 -- a probe bug must not end the round
+            self._log.exception("probe.crashed", integration_id=target.id)
+            return ProbeResult(
+                finished_at=self._clock(),
+                duration=recorder.elapsed(),
+                up=recorder.authenticated,
+                read_ok=False,
+                schema_ok=None,
+                synchronized_on_ms=None,
+                reason=Reason.OTHER,
+                error=f"internal error: {type(err).__name__}: {err}",
+                phases=tuple(recorder.phases.items()),
+                steps=tuple(recorder.steps),
+            )
+
+    def _record(
+        self, target: Target, result: ProbeResult, round_started: float
+    ) -> None:
+        record = self.records.setdefault(target.id, TargetRecord())
+        previous = record.result
+        record.result = result
+        interval = self.settings.interval
+        if result.ok:
+            if record.consecutive_failures:
+                self._log.info(
+                    "probe.recovered",
+                    integration_id=target.id,
+                    after_failures=record.consecutive_failures,
+                )
+            record.consecutive_failures = 0
+            record.backoff = 0.0
+            record.last_success = result.finished_at
+        else:
+            assert result.reason is not None  # noqa: S101 -- not ok means a reason
+            record.failures[result.reason] += 1
+            record.consecutive_failures += 1
+            factor = min(2 ** (record.consecutive_failures - 1), MAX_BACKOFF_INTERVALS)
+            record.backoff = interval * (factor - 1)
+            # Quiet under failure: log only when failing starts or its reason changes.
+            if previous is None or previous.reason != result.reason:
+                self._log.warning(
+                    "probe.failed",
+                    integration_id=target.id,
+                    reason=str(result.reason),
+                    error=result.error,
+                    address=target.address,
+                )
+        # Due in the round that starts one interval (plus any backoff) after
+        # this one; half an interval of slack absorbs scheduling jitter.
+        record.next_due = round_started + interval + record.backoff - 0.5 * interval

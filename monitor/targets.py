@@ -1,0 +1,259 @@
+"""Targets: what to probe, resolved from discovered integrations and static config.
+
+An integration becomes a target once its settings and key prefix are known.
+LaunchDarkly redacts store passwords, so credentials come from the monitor's
+own `credentials` entries (first match wins); an `address` there reaches the
+store by another name than the one LaunchDarkly uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import SecretStr
+
+from monitor.config import (
+    Config,
+    Credential,
+    DynamoDBTarget,
+    RedisCredential,
+    RedisTarget,
+    TlsConfig,
+    split_host_port,
+)
+from monitor.discovery import DiscoveredIntegration
+from monitor.launchdarkly.models import DynamoDBSettings, RedisSettings
+from monitor.state import Labels
+
+Source = Literal["api", "static"]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """How to verify (and authenticate to) a TLS store."""
+
+    ca_file: Path | None = None
+    server_name: str | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_verify: bool = False
+
+    @classmethod
+    def from_config(cls, tls: TlsConfig | None) -> TlsSettings:
+        """From the config section (defaults: system CAs, verify the host name)."""
+        if tls is None:
+            return cls()
+        return cls(
+            tls.ca_file,
+            tls.server_name,
+            tls.cert_file,
+            tls.key_file,
+            tls.insecure_skip_verify,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RedisEndpoint:
+    """Where and how to reach a Redis store."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsSettings | None = None
+    db: int = 0
+
+    @property
+    def address(self) -> str:
+        """host:port, for people."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class DynamoDBEndpoint:
+    """Where and how to reach a DynamoDB table."""
+
+    table: str
+    region: str | None
+    endpoint_url: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+
+    @property
+    def address(self) -> str:
+        """table (region), for people."""
+        return f"{self.table} ({self.region})" if self.region else self.table
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One store to probe, or a known store that cannot be probed yet (`problem`)."""
+
+    id: str
+    source: Source
+    labels: Labels
+    name: str
+    prefix: str
+    endpoint: RedisEndpoint | DynamoDBEndpoint | None
+    problem: str | None = None
+    on: bool = True
+
+    @property
+    def kind(self) -> str:
+        """`redis` or `dynamodb`."""
+        return self.labels.integration
+
+    @property
+    def address(self) -> str | None:
+        """Where the store is, for people."""
+        return None if self.endpoint is None else self.endpoint.address
+
+    @property
+    def probeable(self) -> bool:
+        """True when everything needed to probe is known."""
+        return self.endpoint is not None and self.problem is None
+
+
+def _username(redis: RedisCredential | None, settings: RedisSettings) -> str | None:
+    """The monitor's own user; LaunchDarkly's only with a password given."""
+    if redis is None:
+        return None
+    if redis.username:
+        return redis.username
+    return settings.username if redis.password is not None else None
+
+
+def _redis_endpoint(
+    settings: RedisSettings, credential: Credential | None
+) -> RedisEndpoint:
+    redis = credential.redis if credential else None
+    host, port = settings.host, settings.port
+    if redis is not None and redis.address:
+        host, port = split_host_port(redis.address, default_port=settings.port)
+    # TLS when LaunchDarkly connects with TLS, or when the monitor's own
+    # credential asks for it (a cluster may reach the store differently).
+    use_tls = settings.tls_enabled or (redis is not None and redis.tls is not None)
+    return RedisEndpoint(
+        host=host,
+        port=port,
+        username=_username(redis, settings),
+        password=redis.password if redis else None,
+        tls=TlsSettings.from_config(redis.tls if redis else None) if use_tls else None,
+    )
+
+
+def _dynamodb_endpoint(
+    settings: DynamoDBSettings, credential: Credential | None
+) -> DynamoDBEndpoint:
+    ddb = credential.dynamodb if credential else None
+    # LaunchDarkly's roleArn/externalId are its own access, never the monitor's.
+    return DynamoDBEndpoint(
+        table=settings.table_name,
+        region=(ddb.region if ddb and ddb.region else settings.region),
+        endpoint_url=ddb.endpoint_url if ddb else None,
+        role_arn=ddb.role_arn if ddb else None,
+        external_id=ddb.external_id if ddb else None,
+    )
+
+
+def integration_target(item: DiscoveredIntegration, config: Config) -> Target:
+    """The target of one discovered integration."""
+    integration = item.integration
+    labels = Labels(
+        integration.project, integration.environment, integration.kind, integration.id
+    )
+    credential = config.credential_for(
+        integration.id, integration.project, integration.environment
+    )
+    section = None
+    if credential is not None:
+        section = (
+            credential.redis if integration.kind == "redis" else credential.dynamodb
+        )
+    prefix = (
+        section.prefix
+        if section is not None and section.prefix is not None
+        else item.client_side_id
+    )
+    settings = integration.settings
+    endpoint: RedisEndpoint | DynamoDBEndpoint | None = None
+    problem = None
+    if isinstance(settings, RedisSettings):
+        endpoint = _redis_endpoint(settings, credential)
+    elif isinstance(settings, DynamoDBSettings):
+        endpoint = _dynamodb_endpoint(settings, credential)
+    else:
+        problem = "waiting for the integration's configuration from the API"
+    if prefix is None and problem is None:
+        problem = "the environment's client-side ID (the key prefix) is not known yet"
+    return Target(
+        id=integration.id,
+        source="api",
+        labels=labels,
+        name=integration.name,
+        prefix=prefix or "",
+        endpoint=endpoint,
+        problem=problem,
+        on=integration.on,
+    )
+
+
+def static_redis_target(target: RedisTarget) -> Target:
+    """A Redis target from config."""
+    parts = urlsplit(target.url)
+    tls = TlsSettings.from_config(target.tls) if parts.scheme == "rediss" else None
+    path = parts.path.strip("/")
+    endpoint = RedisEndpoint(
+        host=parts.hostname or "",
+        port=parts.port or 6379,
+        username=target.username
+        or (unquote(parts.username) if parts.username else None),
+        password=target.password,
+        tls=tls,
+        db=int(path) if path.isdigit() else 0,
+    )
+    return Target(
+        id=target.name,
+        source="static",
+        labels=Labels(target.project, target.environment, "redis", target.name),
+        name=target.name,
+        prefix=target.prefix,
+        endpoint=endpoint,
+    )
+
+
+def static_dynamodb_target(target: DynamoDBTarget) -> Target:
+    """A DynamoDB target from config."""
+    return Target(
+        id=target.name,
+        source="static",
+        labels=Labels(target.project, target.environment, "dynamodb", target.name),
+        name=target.name,
+        prefix=target.prefix,
+        endpoint=DynamoDBEndpoint(
+            table=target.table,
+            region=target.region,
+            endpoint_url=target.endpoint_url,
+            role_arn=target.role_arn,
+            external_id=target.external_id,
+        ),
+    )
+
+
+def resolve_targets(
+    integrations: Iterable[DiscoveredIntegration], config: Config
+) -> tuple[Target, ...]:
+    """Every target: discovered integrations first, then static ones."""
+    targets = [integration_target(item, config) for item in integrations]
+    for static in config.targets:
+        targets.append(
+            static_redis_target(static)
+            if isinstance(static, RedisTarget)
+            else static_dynamodb_target(static)
+        )
+    return tuple(targets)

@@ -1,0 +1,469 @@
+"""The Redis probe against real redis-server processes: values, reasons, SDK agreement."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from monitor.config import ProbeConfig
+from monitor.metrics import make_registry
+from monitor.probes import ProbeResult
+from monitor.probes.redis import RedisProbe
+from monitor.probes.runner import ProbeRunner
+from monitor.state import Labels, MonitorState
+from monitor.targets import RedisEndpoint, Target, TlsSettings
+from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
+from tests.support.plugin import REDIS_PASSWORD, AclRedis, MakeRedis
+from tests.support.redis_server import RedisServer, RedisTls
+from tests.support.tls import TlsCertSet
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "6543210fedcba98765432100"
+KEY = f"{PREFIX}:big_segments_synchronized_on"
+STALE_AFTER = 120.0
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def target_for(
+    endpoint: RedisEndpoint, name: str = "t1", prefix: str = PREFIX
+) -> Target:
+    """A static-like target over `endpoint`."""
+    return Target(
+        id=name,
+        source="static",
+        labels=Labels("proj", "env", "redis", name),
+        name=name,
+        prefix=prefix,
+        endpoint=endpoint,
+    )
+
+
+def endpoint_of(server: RedisServer, **overrides: Any) -> RedisEndpoint:
+    """An endpoint reaching `server` on its client port."""
+    fields: dict[str, Any] = {"host": server.host, "port": server.client_port}
+    fields.update(overrides)
+    return RedisEndpoint(**fields)
+
+
+async def probe(
+    endpoint: RedisEndpoint, timeout: float = 2.0
+) -> tuple[ProbeResult, Samples]:
+    """Run one round on one target; return its result and the exported samples."""
+    log = structlog.get_logger("test")
+    runner = ProbeRunner(
+        {"redis": RedisProbe(log)}, ProbeConfig(interval=10, timeout=timeout), log
+    )
+    target = target_for(endpoint)
+    await runner.run_round([target])
+    state = MonitorState(
+        discovery=None,
+        client=None,
+        runner=runner,
+        targets=(target,),
+        stale_after=STALE_AFTER,
+    )
+    text = generate_latest(make_registry(state)).decode()
+    values: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = {
+                k: v
+                for k, v in sample.labels.items()
+                if k not in {"project", "environment", "integration", "integration_id"}
+            }
+            values[(sample.name, tuple(sorted(labels.items())))] = sample.value
+    result = runner.records["t1"].result
+    assert result is not None
+    return result, values
+
+
+def value(values: Samples, name: str, **labels: str) -> float | None:
+    """One sample's value, or None when absent."""
+    return values.get((name, tuple(sorted(labels.items()))))
+
+
+def assert_status(
+    values: Samples, *, up: float, available: float, stale: float
+) -> None:
+    """The three headline gauges."""
+    assert (
+        value(values, "ld_store_probe_up"),
+        value(values, "ld_store_available"),
+        value(values, "ld_store_stale"),
+    ) == (
+        up,
+        available,
+        stale,
+    )
+
+
+def now_ms() -> int:
+    """Wall-clock now in Unix milliseconds."""
+    return int(time.time() * 1000)
+
+
+def write(server: RedisServer, setup: Callable[[Any], Any]) -> None:
+    """Run `setup` with an admin client on `server`."""
+    with server.admin() as client:
+        setup(client)
+
+
+# -- store states on a plain server ------------------------------------------------
+
+
+async def test_fresh_store_is_available_and_not_stale(redis_plain: RedisServer) -> None:
+    """A synchronizedOn 10 s old: up, available, not stale, schema ok, age exported."""
+    synced = now_ms() - 10_000
+    write(redis_plain, lambda c: c.set(KEY, str(synced)))
+    result, values = await probe(endpoint_of(redis_plain))
+    assert_status(values, up=1, available=1, stale=0)
+    assert value(values, "ld_store_probe_schema_ok") == 1
+    assert value(values, "ld_store_synchronized_on_timestamp_seconds") == synced / 1000
+    age = value(values, "ld_store_sync_age_seconds")
+    assert age is not None
+    assert 9 <= age < 30
+    assert result.reason is None
+    assert value(values, "ld_store_probe_last_success_timestamp_seconds") is not None
+    assert {phase for phase, _ in result.phases} == {"connect", "auth", "read"}
+    assert (
+        value(values, "ld_store_probe_phase_duration_seconds", phase="connect")
+        is not None
+    )
+
+
+async def test_old_synchronized_on_is_stale(redis_plain: RedisServer) -> None:
+    """synchronizedOn older than stale_after: available but stale."""
+    write(redis_plain, lambda c: c.set(KEY, str(now_ms() - 300_000)))
+    _, values = await probe(endpoint_of(redis_plain))
+    assert_status(values, up=1, available=1, stale=1)
+
+
+async def test_missing_key_is_available_and_stale(redis_plain: RedisServer) -> None:
+    """Never synced (no key): the SDK says available and stale; no timestamp series."""
+    result, values = await probe(endpoint_of(redis_plain))
+    assert_status(values, up=1, available=1, stale=1)
+    assert value(values, "ld_store_synchronized_on_timestamp_seconds") is None
+    assert result.reason is None
+
+
+async def test_future_timestamp_is_not_stale(redis_plain: RedisServer) -> None:
+    """A synchronizedOn in the future is fresh, as in the SDK (negative age)."""
+    write(redis_plain, lambda c: c.set(KEY, str(now_ms() + 3_600_000)))
+    _, values = await probe(endpoint_of(redis_plain))
+    assert_status(values, up=1, available=1, stale=0)
+    age = value(values, "ld_store_sync_age_seconds")
+    assert age is not None
+    assert age < 0
+
+
+async def test_wrong_key_type_is_a_schema_failure(redis_plain: RedisServer) -> None:
+    """A hash where a string belongs: unavailable to SDKs, schema_ok 0, reason schema."""
+    write(redis_plain, lambda c: c.hset(KEY, "a", "1"))
+    result, values = await probe(endpoint_of(redis_plain))
+    assert_status(values, up=1, available=0, stale=0)
+    assert value(values, "ld_store_probe_schema_ok") == 0
+    assert value(values, "ld_store_probe_failures_total", reason="schema") == 1
+    assert result.error is not None
+    assert "hash" in result.error
+
+
+async def test_non_numeric_value_is_a_parse_failure(redis_plain: RedisServer) -> None:
+    """A value the SDK cannot parse as an integer: unavailable, reason parse."""
+    write(redis_plain, lambda c: c.set(KEY, "yesterday"))
+    _, values = await probe(endpoint_of(redis_plain))
+    assert_status(values, up=1, available=0, stale=0)
+    assert value(values, "ld_store_probe_schema_ok") == 0
+    assert value(values, "ld_store_probe_failures_total", reason="parse") == 1
+
+
+async def test_prefix_selects_the_key(redis_plain: RedisServer) -> None:
+    """Data under another prefix does not count: the probe reads only {prefix}:... ."""
+    write(
+        redis_plain,
+        lambda c: c.set("launchdarkly:big_segments_synchronized_on", str(now_ms())),
+    )
+    _, values = await probe(endpoint_of(redis_plain))
+    assert_status(values, up=1, available=1, stale=1)
+
+
+# -- authentication -----------------------------------------------------------------
+
+
+async def test_password_server_with_the_right_password(
+    redis_password: RedisServer,
+) -> None:
+    """requirepass and the right password: a normal probe."""
+    write(redis_password, lambda c: c.set(KEY, str(now_ms())))
+    _, values = await probe(
+        endpoint_of(redis_password, password=SecretStr(REDIS_PASSWORD))
+    )
+    assert_status(values, up=1, available=1, stale=0)
+
+
+@pytest.mark.parametrize("password", [None, "wrong-password"])
+async def test_missing_or_wrong_password_is_auth(
+    redis_password: RedisServer, password: str | None
+) -> None:
+    """NOAUTH (no password) and WRONGPASS both give reason auth and up 0."""
+    secret = SecretStr(password) if password else None
+    result, values = await probe(endpoint_of(redis_password, password=secret))
+    assert_status(values, up=0, available=0, stale=0)
+    assert result.reason == "auth"
+    assert value(values, "ld_store_probe_failures_total", reason="auth") == 1
+
+
+@pytest.mark.parametrize("user", ["monitor", "reader"])
+async def test_read_only_acl_users_are_enough(redis_acl: AclRedis, user: str) -> None:
+    """The documented read-only ACL user, and a -@write -@admin -@dangerous user, both work."""
+    acl_user = getattr(redis_acl, user)
+    write(redis_acl.server, lambda c: c.set(KEY, str(now_ms())))
+    result, values = await probe(
+        endpoint_of(
+            redis_acl.server,
+            username=acl_user.name,
+            password=SecretStr(acl_user.password),
+        )
+    )
+    assert_status(values, up=1, available=1, stale=0)
+    assert result.reason is None
+
+
+async def test_acl_user_without_type_is_no_permission(redis_acl: AclRedis) -> None:
+    """A user that may GET but not TYPE: NOPERM is reported; the SDK's read still counts."""
+    write(redis_acl.server, lambda c: c.set(KEY, str(now_ms())))
+    narrow = redis_acl.narrow
+    result, values = await probe(
+        endpoint_of(
+            redis_acl.server, username=narrow.name, password=SecretStr(narrow.password)
+        )
+    )
+    assert result.reason == "no_permission"
+    assert_status(values, up=1, available=1, stale=0)
+    assert value(values, "ld_store_probe_failures_total", reason="no_permission") == 1
+
+
+async def test_acl_user_with_wrong_password_is_auth(redis_acl: AclRedis) -> None:
+    """WRONGPASS for a named user is reason auth."""
+    result, _ = await probe(
+        endpoint_of(
+            redis_acl.server,
+            username=redis_acl.monitor.name,
+            password=SecretStr("nope"),
+        )
+    )
+    assert result.reason == "auth"
+
+
+# -- TLS -------------------------------------------------------------------------------
+
+
+def tls_endpoint(server: RedisServer, certs: TlsCertSet, **tls: Any) -> RedisEndpoint:
+    """A TLS endpoint trusting the test CA unless told otherwise."""
+    settings: dict[str, Any] = {"ca_file": Path(certs.ca.cert_file)}
+    settings.update(tls)
+    return endpoint_of(server, tls=TlsSettings(**settings))
+
+
+async def test_tls_with_the_right_ca_works_and_exports_expiry(
+    redis_tls: RedisServer, tls_certs: TlsCertSet
+) -> None:
+    """TLS verified against the fixture's CA; the chain's earliest notAfter is exported."""
+    write(redis_tls, lambda c: c.set(KEY, str(now_ms())))
+    result, values = await probe(
+        tls_endpoint(redis_tls, tls_certs, server_name="localhost")
+    )
+    assert_status(values, up=1, available=1, stale=0)
+    assert "tls" in dict(result.phases)
+    expiry = value(values, "ld_store_tls_cert_expiry_timestamp_seconds")
+    assert expiry == pytest.approx(tls_certs.server.not_after.timestamp(), abs=1)
+
+
+async def test_tls_without_the_ca_is_tls_verify(
+    redis_tls: RedisServer, tls_certs: TlsCertSet
+) -> None:
+    """An untrusted certificate (system CAs only) is reason tls_verify."""
+    result, values = await probe(endpoint_of(redis_tls, tls=TlsSettings()))
+    assert result.reason == "tls_verify"
+    assert_status(values, up=0, available=0, stale=0)
+
+
+async def test_tls_insecure_skip_verify_connects(redis_tls: RedisServer) -> None:
+    """insecure_skip_verify accepts the untrusted certificate."""
+    result, _ = await probe(
+        endpoint_of(redis_tls, tls=TlsSettings(insecure_skip_verify=True))
+    )
+    assert result.up
+    assert result.reason is None
+
+
+async def test_tls_hostname_mismatch_is_tls_verify(
+    make_redis: MakeRedis, tls_certs: TlsCertSet
+) -> None:
+    """A certificate for another name is reason tls_verify."""
+    server = make_redis(tls=RedisTls(server=tls_certs.wrong_host))
+    result, _ = await probe(tls_endpoint(server, tls_certs))
+    assert result.reason == "tls_verify"
+
+
+async def test_tls_to_a_plain_port_is_tls_handshake(
+    redis_plain: RedisServer, tls_certs: TlsCertSet
+) -> None:
+    """Speaking TLS to a plain Redis port fails the handshake."""
+    result, _ = await probe(tls_endpoint(redis_plain, tls_certs))
+    assert result.reason == "tls_handshake"
+
+
+@pytest.mark.parametrize("password", [None, "x-password"])
+async def test_plain_to_a_tls_port_is_tls_handshake(
+    redis_tls: RedisServer, password: str | None
+) -> None:
+    """Plain Redis protocol to a TLS port: the server hangs up before replying."""
+    result, _ = await probe(
+        endpoint_of(redis_tls, password=SecretStr(password) if password else None)
+    )
+    assert result.reason == "tls_handshake"
+
+
+async def test_client_certificate_is_presented_when_required(
+    redis_tls_client_auth: RedisServer, tls_certs: TlsCertSet
+) -> None:
+    """Mutual TLS: without a client certificate the handshake fails; with one it works."""
+    without, _ = await probe(tls_endpoint(redis_tls_client_auth, tls_certs))
+    assert without.reason in {"tls_handshake", "other"}
+    assert not without.up
+    client = tls_certs.client
+    with_cert, _ = await probe(
+        tls_endpoint(
+            redis_tls_client_auth,
+            tls_certs,
+            cert_file=Path(client.cert_file),
+            key_file=Path(client.key_file),
+        )
+    )
+    assert with_cert.up
+    assert with_cert.reason is None
+
+
+# -- unreachable -------------------------------------------------------------------------
+
+
+async def test_closed_port_is_refused(closed_port: int) -> None:
+    """Nothing listening: reason refused, up 0."""
+    result, values = await probe(RedisEndpoint(host="127.0.0.1", port=closed_port))
+    assert result.reason == "refused"
+    assert_status(values, up=0, available=0, stale=0)
+
+
+async def test_unresolvable_host_is_dns() -> None:
+    """A host name that does not resolve: reason dns."""
+    result, _ = await probe(RedisEndpoint(host=UNRESOLVABLE_HOST, port=6379))
+    assert result.reason == "dns"
+
+
+async def test_server_that_never_answers_is_timeout(blackhole: BlackholeServer) -> None:
+    """Accepts TCP, never answers: reason timeout after the per-probe deadline."""
+    result, values = await probe(
+        RedisEndpoint(host=blackhole.host, port=blackhole.port), timeout=0.3
+    )
+    assert result.reason == "timeout"
+    assert result.duration < 1.0
+    assert_status(values, up=0, available=0, stale=0)
+    assert result.error is not None
+    assert "0.3s" in result.error
+
+
+async def test_a_hung_store_does_not_delay_the_others(
+    redis_plain: RedisServer, blackhole: BlackholeServer
+) -> None:
+    """One never-answering target among 40: the round ends near the probe timeout; others are fine."""
+    log = structlog.get_logger("test")
+    timeout = 0.5
+    runner = ProbeRunner(
+        {"redis": RedisProbe(log)},
+        ProbeConfig(interval=10, timeout=timeout, concurrency=8),
+        log,
+    )
+    write(
+        redis_plain,
+        lambda c: [
+            c.set(f"p{i}:big_segments_synchronized_on", str(now_ms()))
+            for i in range(40)
+        ],
+    )
+    targets = [
+        target_for(endpoint_of(redis_plain), name=f"t{i}", prefix=f"p{i}")
+        for i in range(40)
+    ]
+    targets.insert(
+        3,
+        target_for(
+            RedisEndpoint(host=blackhole.host, port=blackhole.port), name="hung"
+        ),
+    )
+    summary = await runner.run_round(targets)
+    assert summary.duration < timeout + 1.0
+    assert summary.failed == 1
+    assert summary.reasons == {"timeout": 1}
+    assert all(runner.records[t.id].result.ok for t in targets if t.id != "hung")  # type: ignore[union-attr]
+
+
+# -- agreement with the LaunchDarkly SDK ---------------------------------------------------
+
+
+def sdk_status(url: str, prefix: str) -> tuple[bool, bool]:
+    """(available, stale) as the Python server SDK's own big segment manager reports it."""
+    from ldclient.config import BigSegmentsConfig  # noqa: PLC0415 -- test-only dependency
+    from ldclient.impl.big_segments import BigSegmentStoreManager  # noqa: PLC0415
+    from ldclient.integrations import Redis  # noqa: PLC0415
+
+    store = Redis.new_big_segment_store(
+        url=url, prefix=prefix, redis_opts={"socket_timeout": 2}
+    )
+    manager = BigSegmentStoreManager(
+        BigSegmentsConfig(
+            store=store, stale_after=int(STALE_AFTER), status_poll_interval=3600
+        )
+    )
+    try:
+        status = manager.poll_store_and_update_status()
+        return status.available, status.stale
+    finally:
+        manager.stop()  # type: ignore[no-untyped-call]  # unannotated in the SDK
+
+
+STATES: dict[str, Callable[[Any], Any] | None] = {
+    "fresh": lambda c: c.set(KEY, str(now_ms() - 5_000)),
+    "stale": lambda c: c.set(KEY, str(now_ms() - 600_000)),
+    "never_synced": lambda c: None,
+    "wrong_key_type": lambda c: c.sadd(KEY, "x"),
+    "non_numeric": lambda c: c.set(KEY, "12abc"),
+    "future": lambda c: c.set(KEY, str(now_ms() + 86_400_000)),
+    "unreachable": None,
+}
+
+
+@pytest.mark.parametrize("state", list(STATES))
+async def test_monitor_agrees_with_the_sdk(
+    state: str, redis_plain: RedisServer, closed_port: int
+) -> None:
+    """For each store state, the monitor's available/stale equal the SDK's own status."""
+    setup = STATES[state]
+    if setup is None:
+        endpoint = RedisEndpoint(host="127.0.0.1", port=closed_port)
+    else:
+        write(redis_plain, setup)
+        endpoint = endpoint_of(redis_plain)
+    result, _ = await probe(endpoint)
+    monitor = result.sdk_status(time.time(), STALE_AFTER)
+    sdk = sdk_status(f"redis://{endpoint.host}:{endpoint.port}/0", PREFIX)
+    assert monitor == sdk

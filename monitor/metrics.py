@@ -180,6 +180,15 @@ class MonitorCollector(Collector):
             "tls_cert_expiry_timestamp_seconds",
             "Earliest notAfter in the store's certificate chain.",
         )
+        table_info = f.gauge(
+            "dynamodb_table_info",
+            "DynamoDB table status and billing mode (DescribeTable, cached).",
+            (*LABEL_NAMES, "table_status", "billing_mode"),
+        )
+        item_count = f.gauge(
+            "dynamodb_item_count",
+            "DescribeTable's approximate item count (DynamoDB refreshes it about every 6 hours).",
+        )
         for target in state.targets:
             record = runner.records.get(target.id)
             if record is None or record.result is None:
@@ -206,6 +215,13 @@ class MonitorCollector(Collector):
             stale.add_metric(labels, _b(is_stale))
             if result.tls_not_after is not None:
                 tls_expiry.add_metric(labels, result.tls_not_after)
+            if result.table is not None:
+                table = result.table
+                table_info.add_metric(
+                    [*labels, table.table_status, table.billing_mode], 1.0
+                )
+                if table.item_count is not None:
+                    item_count.add_metric(labels, float(table.item_count))
         f.gauge(
             "stale_after_seconds",
             "The stale threshold the monitor applies (probe.stale_after).",

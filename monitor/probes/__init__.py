@@ -38,6 +38,15 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class TableInfo:
+    """What DescribeTable says of a DynamoDB table, worth a dashboard."""
+
+    table_status: str
+    billing_mode: str
+    item_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """Everything one probe of one target established."""
 
@@ -53,6 +62,7 @@ class ProbeResult:
     steps: tuple[Step, ...] = ()
     tls_not_after: float | None = None
     membership_present: bool | None = None
+    table: TableInfo | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

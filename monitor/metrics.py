@@ -187,7 +187,7 @@ class MonitorCollector(Collector):
         )
         item_count = f.gauge(
             "dynamodb_item_count",
-            "DescribeTable's approximate item count (DynamoDB refreshes it about every 6 hours).",
+            "DescribeTable's approximate item count (AWS refreshes it every ~6 h).",
         )
         for target in state.targets:
             record = runner.records.get(target.id)

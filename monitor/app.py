@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -19,15 +20,16 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from monitor.config import Config, split_host_port
+from monitor.config import Config, load_config, referenced_files, split_host_port
 from monitor.discovery import Discovery, RoundOutcome
-from monitor.errors import ApiErrorKind
+from monitor.errors import ApiErrorKind, ConfigError
 from monitor.launchdarkly.client import LaunchDarklyClient
 from monitor.log import Redactor
 from monitor.metrics import make_registry
 from monitor.probes import Probe
 from monitor.probes.redis import RedisProbe
 from monitor.probes.runner import ProbeRunner, RoundSummary
+from monitor.reload import WATCH_INTERVAL, FileWatcher
 from monitor.report import build_report
 from monitor.scheduler import PeriodicLoop
 from monitor.sharding import Shard
@@ -55,6 +57,32 @@ class Monitor:
             discovery=None, client=None, stale_after=config.probe.stale_after
         )
         self._warned_insecure: set[str] = set()
+        self._probes: dict[str, Probe] = {}
+
+    def apply(self, new: Config) -> list[str]:
+        """Swap in a reloaded config; return the changes that need a restart."""
+        old = self.config
+        restart = []
+        if new.api.enabled != old.api.enabled:
+            restart.append("api.enabled")
+            new = new.model_copy(update={"api": old.api})
+        discovery, client = self.state.discovery, self.state.client
+        if discovery is not None and client is not None:
+            if new.api != old.api:
+                fresh = client.with_settings(new.api)
+                self.state.client = fresh
+                discovery.set_client(fresh)
+            discovery.set_filters(new.filters, self._shard)
+        runner = self.state.runner
+        if runner is not None and new.probe != old.probe:
+            runner.configure(new.probe)
+        for probe in self._probes.values():
+            if isinstance(probe, RedisProbe):
+                probe.forget_tls()  # certificate files may be what changed
+        self.state.stale_after = new.probe.stale_after
+        self.config = new
+        self.resolve()
+        return restart
 
     async def open(self, stack: AsyncExitStack) -> None:
         """Create the clients; `stack` closes them."""
@@ -73,13 +101,11 @@ class Monitor:
                 self._log.bind(component="discovery"),
                 shard=self._shard,
             )
-        probes: dict[str, Probe] = {
-            "redis": RedisProbe(self._log.bind(component="redis"))
-        }
-        for probe in probes.values():
+        self._probes = {"redis": RedisProbe(self._log.bind(component="redis"))}
+        for probe in self._probes.values():
             stack.push_async_callback(probe.close)
         self.state.runner = ProbeRunner(
-            probes, self.config.probe, self._log.bind(component="probe")
+            self._probes, self.config.probe, self._log.bind(component="probe")
         )
         self.state.config_reload_time = time.time()
         self.resolve()
@@ -138,10 +164,12 @@ class Daemon:
         listen: str | None = None,
         shard: Shard | None = None,
         logger: structlog.stdlib.BoundLogger | None = None,
+        on_reload: Callable[[Config], None] | None = None,
     ) -> None:
-        self.config = config
+        self._on_reload = on_reload
         self._redactor = redactor
         self._config_path = config_path
+        self._listen_override = listen
         self._listen = listen or config.server.listen
         self._log = logger or structlog.stdlib.get_logger("monitor")
         self.monitor = Monitor(config, self._log, shard=shard)
@@ -151,7 +179,69 @@ class Daemon:
         self._tasks: set[asyncio.Task[None]] = set()
         self.loops: dict[str, PeriodicLoop] = {}
         self.port: int | None = None
-        redactor.update(config.secrets())
+        self._secrets = set(config.secrets())
+        redactor.update(self._secrets)
+        self._watcher = FileWatcher(
+            referenced_files(config_path, config) if config_path else ()
+        )
+        self._reload_requested: str | None = None
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force (replaced by reloads)."""
+        return self.monitor.config
+
+    # -- reload -----------------------------------------------------------------
+
+    def request_reload(self, trigger: str) -> None:
+        """Ask for a reload (SIGHUP); the watch loop performs it, one at a time."""
+        self._reload_requested = trigger
+        if "config-watch" in self.loops:
+            self.loops["config-watch"].wake()
+
+    def reload(self, trigger: str) -> bool:
+        """Load the config file again; swap it in if valid, keep the old one if not."""
+        if self._config_path is None:
+            return False
+        try:
+            new = load_config(self._config_path)
+        except ConfigError as err:
+            self.state.config_reload_ok = False
+            self.state.config_reloads["failure"] += 1
+            self._log.error(
+                "config.reload_failed", trigger=trigger, problems=list(err.problems)
+            )
+            # Watch what changed so an unfixed file is not reloaded every few seconds.
+            self._watcher.watch(self._watcher.paths)
+            return False
+        # Old secrets stay masked too: error texts from before may still circulate.
+        self._secrets |= new.secrets()
+        self._redactor.update(self._secrets)
+        restart = self.monitor.apply(new)
+        if self._listen_override is None and new.server.listen != self._listen:
+            restart.append("server.listen")
+        if self._on_reload is not None:
+            self._on_reload(new)
+        self._watcher.watch(referenced_files(self._config_path, new))
+        self.state.config_reload_ok = True
+        self.state.config_reload_time = time.time()
+        self.state.config_reloads["success"] += 1
+        self._log.info(
+            "config.reloaded", trigger=trigger, needs_restart=restart or None
+        )
+        for loop in self.loops.values():
+            loop.wake()
+        return True
+
+    async def _watch_step(self) -> float | None:
+        trigger, self._reload_requested = self._reload_requested, None
+        if trigger is None:
+            changed = self._watcher.changed()
+            if changed:
+                trigger = "file changed: " + ", ".join(str(p) for p in changed)
+        if trigger is not None:
+            self.reload(trigger)
+        return None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -195,6 +285,17 @@ class Daemon:
                 logger=self._log,
             )
         )
+        if self._config_path is not None:
+            self._start_loop(
+                PeriodicLoop(
+                    "config-watch",
+                    self._watch_step,
+                    interval=lambda: WATCH_INTERVAL,
+                    timeout=lambda: WATCH_INTERVAL,
+                    health=self.state.loop("config-watch"),
+                    logger=self._log,
+                )
+            )
         if self.state.discovery is not None:
             self._start_loop(
                 PeriodicLoop(
@@ -325,8 +426,9 @@ async def run_daemon(
     config_path: Path | None = None,
     listen: str | None = None,
     shard: Shard | None = None,
+    on_reload: Callable[[Config], None] | None = None,
 ) -> int:
-    """Run until SIGTERM or SIGINT."""
+    """Run until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
     log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("monitor")
     daemon = Daemon(
         config,
@@ -335,11 +437,15 @@ async def run_daemon(
         listen=listen,
         shard=shard,
         logger=log,
+        on_reload=on_reload,
     )
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload, "SIGHUP")
     try:
         await daemon.start()
         await wait_for_stop_signal()
         log.info("daemon.stopping")
     finally:
+        loop.remove_signal_handler(signal.SIGHUP)
         await daemon.stop()
     return 0

@@ -114,21 +114,30 @@ def _run(args: argparse.Namespace, redactor: Redactor) -> int:
 
     config = _load(args.config)
     redactor.update(config.secrets())
-    configure_logging(
-        redactor,
-        fmt=args.log_format or config.logging.format,
-        level=args.log_level or config.logging.level,
-    )
+
+    def configure(current: Config) -> None:
+        fmt = args.log_format or current.logging.format
+        configure_logging(
+            redactor, fmt=fmt, level=args.log_level or current.logging.level
+        )
+
+    configure(config)
     try:
         shard = Shard.parse(args.shard) if args.shard else None
     except ValueError as err:
         print(f"--shard: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    return asyncio.run(
+    code: int = asyncio.run(
         run_daemon(
-            config, redactor, config_path=args.config, listen=args.listen, shard=shard
+            config,
+            redactor,
+            config_path=args.config,
+            listen=args.listen,
+            shard=shard,
+            on_reload=configure,
         )
     )
+    return code
 
 
 def _check(args: argparse.Namespace, redactor: Redactor) -> int:

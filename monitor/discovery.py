@@ -92,6 +92,10 @@ class Discovery:
         self.api_errors_total: dict[str, Counter[str]] = {}
         self.parse_errors_total = 0
 
+    def set_client(self, client: LaunchDarklyClient) -> None:
+        """Use another client (new API settings after a reload); caches are kept."""
+        self._client = client
+
     def set_filters(self, filters: Filters, shard: Shard | None) -> None:
         """Swap the filters after a config reload; applies from the next round."""
         self._filters = filters

@@ -89,6 +89,23 @@ class LaunchDarklyClient:
         self._reset_at: float | None = None
         self._not_before: float = 0.0
 
+    def with_settings(self, settings: ApiConfig) -> LaunchDarklyClient:
+        """This client with new settings; counters and rate limits carry over."""
+        fresh = LaunchDarklyClient(
+            self._session,
+            settings,
+            self._log,
+            clock=self._clock,
+            sleep=self._sleep,
+            retries=self._retries,
+            rng=self._rng,
+        )
+        fresh.requests = self.requests
+        fresh.rate_limit_remaining = self.rate_limit_remaining
+        fresh._reset_at = self._reset_at
+        fresh._not_before = self._not_before
+        return fresh
+
     # -- public calls -----------------------------------------------------
 
     async def list_integrations(self, problems: Problems) -> list[Integration]:

@@ -72,7 +72,11 @@ class Simulator(SimulatorState):
             if request.path.startswith("/_sim/"):
                 return await handler(request)
             endpoint = names.get(request.match_info.route, "unknown")
-            return await self._serve(request, endpoint, lifecycle)
+            self.stats.enter()
+            try:
+                return await self._serve(request, endpoint, lifecycle)
+            finally:
+                self.stats.leave()
 
         app = web.Application(middlewares=[api_middleware])
         app.on_shutdown.append(lifecycle.close)

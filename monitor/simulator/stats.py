@@ -8,6 +8,17 @@ class Stats:
 
     def __init__(self) -> None:
         self._counts: dict[str, dict[int, int]] = {}
+        self.in_flight = 0  # API requests being answered now
+        self.max_in_flight = 0  # the most at once since the last reset
+
+    def enter(self) -> None:
+        """An API request arrived."""
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        """An API request was answered (or abandoned)."""
+        self.in_flight -= 1
 
     def record(self, endpoint: str, code: int) -> None:
         """Count one request to `endpoint` answered with `code`."""
@@ -26,6 +37,7 @@ class Stats:
     def reset(self) -> None:
         """Forget every count."""
         self._counts.clear()
+        self.max_in_flight = self.in_flight
 
     def snapshot(self) -> dict[str, dict[int, int]]:
         """Return a copy: `{endpoint: {code: n}}`."""

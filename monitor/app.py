@@ -74,8 +74,10 @@ class Monitor:
                 discovery.set_client(fresh)
             discovery.set_filters(new.filters, self._shard)
         runner = self.state.runner
-        if runner is not None and new.probe != old.probe:
-            runner.configure(new.probe)
+        if runner is not None:
+            if new.probe != old.probe:
+                runner.configure(new.probe)
+            runner.make_all_due()
         for probe in self._probes.values():
             if isinstance(probe, RedisProbe):
                 probe.forget_tls()  # certificate files may be what changed

@@ -238,6 +238,9 @@ class LaunchDarklyClient:
                 url, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as resp:
                 self.requests[(endpoint, str(resp.status))] += 1
+                self._log.debug(
+                    "api.request", endpoint=endpoint, path=path, status=resp.status
+                )
                 self._note_rate_limit(resp.headers)
                 if resp.status == 200:
                     return self._decode(await self._read_capped(resp))

@@ -92,6 +92,11 @@ class ProbeRunner:
         self._global = asyncio.Semaphore(settings.concurrency)
         self._hosts.clear()
 
+    def make_all_due(self) -> None:
+        """Probe every target in the next round (after a reload changed credentials)."""
+        for record in self.records.values():
+            record.next_due = 0.0
+
     def forget_missing(self, targets: Iterable[Target]) -> None:
         """Drop records of targets that no longer exist, so their series go."""
         present = {t.id for t in targets}
@@ -181,6 +186,14 @@ class ProbeRunner:
     ) -> None:
         record = self.records.setdefault(target.id, TargetRecord())
         previous = record.result
+        self._log.debug(
+            "probe.result",
+            integration_id=target.id,
+            address=target.address,
+            reason=None if result.reason is None else str(result.reason),
+            error=result.error,
+            duration=round(result.duration, 6),
+        )
         record.result = result
         interval = self.settings.interval
         if result.ok:

@@ -1,0 +1,219 @@
+"""Configuration reload: SIGHUP and changed secret files; invalid configs are rejected."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
+
+from monitor.app import Daemon
+from monitor.config import load_config
+from monitor.log import Redactor
+from tests.support.plugin import REDIS_PASSWORD
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.integration
+
+KEY = "launchdarkly:big_segments_synchronized_on"
+
+
+def static_config(
+    redis: RedisServer, password_file: Path, **probe: Any
+) -> dict[str, Any]:
+    """A static-target-only config reading the password from `password_file`."""
+    return {
+        "api": {"enabled": False},
+        "probe": {"interval": "10s", "timeout": "1s", **probe},
+        "targets": [
+            {
+                "kind": "redis",
+                "name": "store",
+                "url": f"redis://{redis.address}",
+                "password_file": str(password_file),
+            }
+        ],
+        "server": {"listen": "127.0.0.1:0"},
+    }
+
+
+@pytest.fixture
+async def daemon(
+    redis_password: RedisServer, tmp_path: Path
+) -> AsyncIterator[tuple[Daemon, Path, Path]]:
+    """An in-process daemon over a config file and a password file (initially wrong)."""
+    with redis_password.admin() as client:
+        client.set(KEY, str(int(time.time() * 1000)))
+    secret = tmp_path / "redis-password"
+    secret.write_text("wrong-password\n")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(static_config(redis_password, secret)))
+    instance = Daemon(load_config(path), Redactor(), config_path=path)
+    await instance.start()
+    try:
+        yield instance, path, secret
+    finally:
+        await instance.stop()
+
+
+def reason_of(daemon: Daemon) -> str | None:
+    """The static target's last failure reason (None when healthy or not probed)."""
+    runner = daemon.state.runner
+    assert runner is not None
+    record = runner.records.get("store")
+    if record is None or record.result is None:
+        return "unprobed"
+    return None if record.result.reason is None else str(record.result.reason)
+
+
+async def test_rotated_password_file_is_picked_up_without_restart(
+    daemon: tuple[Daemon, Path, Path],
+) -> None:
+    """Writing the right password into password_file fixes auth on the next round."""
+    instance, _, secret = daemon
+    await wait_until(lambda: reason_of(instance) == "auth")
+    secret.write_text(REDIS_PASSWORD + "\n")
+    await instance._watch_step()  # what the config-watch loop does every few seconds
+    assert instance.state.config_reload_ok
+    await wait_until(lambda: reason_of(instance) is None)
+
+
+async def test_valid_change_is_swapped_in(
+    daemon: tuple[Daemon, Path, Path], redis_password: RedisServer
+) -> None:
+    """A valid edit (stale_after) takes effect on reload and is reported as successful."""
+    instance, path, secret = daemon
+    path.write_text(
+        yaml.safe_dump(static_config(redis_password, secret, stale_after="7m"))
+    )
+    assert instance.reload("test")
+    assert instance.config.probe.stale_after == 420.0
+    assert instance.state.stale_after == 420.0
+    assert instance.state.config_reload_ok
+
+
+async def test_invalid_change_is_rejected_and_the_old_config_stays(
+    daemon: tuple[Daemon, Path, Path],
+) -> None:
+    """An invalid file: every problem logged, old config kept, reload metric 0."""
+    instance, path, _ = daemon
+    before = instance.config
+    path.write_text(
+        yaml.safe_dump(
+            {"api": {"enabled": False}, "probe": {"interval": "soon", "concurrency": 0}}
+        )
+    )
+    with capture_logs() as logs:
+        assert not instance.reload("test")
+    assert instance.config is before
+    [failure] = [entry for entry in logs if entry["event"] == "config.reload_failed"]
+    assert failure["problems"] == [
+        "probe.interval: invalid duration 'soon': use e.g. 30s, 5m, 1h, 250ms",
+        "probe.concurrency: Input should be greater than or equal to 1",
+    ]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{instance.port}/metrics") as resp,
+    ):
+        text = await resp.text()
+    values = {
+        s.name: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if not s.labels
+    }
+    assert values["ld_store_config_last_reload_successful"] == 0.0
+
+
+async def test_sighup_reloads_a_running_daemon(
+    redis_plain: RedisServer, tmp_path: Path
+) -> None:
+    """SIGHUP to the process: a new static target appears; a broken file keeps the daemon up."""
+    port = free_port()
+    path = tmp_path / "config.yaml"
+
+    def config(targets: list[str]) -> dict[str, Any]:
+        return {
+            "api": {"enabled": False},
+            "probe": {"interval": "1s", "timeout": "0.5s"},
+            "targets": [
+                {"kind": "redis", "name": name, "url": f"redis://{redis_plain.address}"}
+                for name in targets
+            ],
+            "server": {"listen": f"127.0.0.1:{port}"},
+            "logging": {"format": "json"},
+        }
+
+    path.write_text(yaml.safe_dump(config(["first"])))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "run",
+        "--config",
+        str(path),
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def target_ids() -> set[str]:
+                async with session.get(f"http://127.0.0.1:{port}/status") as resp:
+                    return {t["id"] for t in json.loads(await resp.text())["targets"]}
+
+            async with asyncio.timeout(20):
+                while True:
+                    try:
+                        if await target_ids() == {"first"}:
+                            break
+                    except aiohttp.ClientConnectionError:
+                        pass
+                    await asyncio.sleep(0.05)
+            path.write_text(yaml.safe_dump(config(["first", "second"])))
+            process.send_signal(signal.SIGHUP)
+            async with asyncio.timeout(10):
+                while await target_ids() != {"first", "second"}:  # noqa: ASYNC110 -- polls another process
+                    await asyncio.sleep(0.05)
+            path.write_text("targets: [oops\n")
+            process.send_signal(signal.SIGHUP)
+            async with asyncio.timeout(10):
+                while True:
+                    async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                        if (
+                            "ld_store_config_last_reload_successful 0.0"
+                            in await resp.text()
+                        ):
+                            break
+                    await asyncio.sleep(0.05)
+            assert await target_ids() == {"first", "second"}
+        assert process.returncode is None
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(5):
+            _, stderr = await process.communicate()
+        assert process.returncode == 0
+        events = [
+            json.loads(line)["event"]
+            for line in stderr.decode().splitlines()
+            if line.startswith("{")
+        ]
+        assert "config.reloaded" in events
+        assert "config.reload_failed" in events
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.communicate()

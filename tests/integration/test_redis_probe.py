@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +119,43 @@ def write(server: RedisServer, setup: Callable[[Any], Any]) -> None:
         setup(client)
 
 
-# -- store states on a plain server ------------------------------------------------
+# -- store states, as the default user and as a read-only ACL user -------------------
 
 
-async def test_fresh_store_is_available_and_not_stale(redis_plain: RedisServer) -> None:
+@dataclass
+class Store:
+    """A Redis server and the credentials the monitor uses on it."""
+
+    server: RedisServer
+    username: str | None = None
+    password: str | None = None
+
+    def endpoint(self) -> RedisEndpoint:
+        """The monitor's endpoint for this store."""
+        secret = SecretStr(self.password) if self.password else None
+        return endpoint_of(self.server, username=self.username, password=secret)
+
+    def url(self) -> str:
+        """A redis:// URL with these credentials, for the SDK."""
+        auth = f"{self.username}:{self.password}@" if self.username else ""
+        return f"redis://{auth}{self.server.address}/0"
+
+
+@pytest.fixture(params=["default_user", "read_only_acl_user"])
+def store(request: pytest.FixtureRequest) -> Store:
+    """Every store-state test runs twice: as the default user and as an ACL user
+    with `+@all -@write -@admin -@dangerous`, proving the probe needs only reads."""
+    if request.param == "default_user":
+        return Store(request.getfixturevalue("redis_plain"))
+    acl: AclRedis = request.getfixturevalue("redis_acl")
+    return Store(acl.server, acl.reader.name, acl.reader.password)
+
+
+async def test_fresh_store_is_available_and_not_stale(store: Store) -> None:
     """A synchronizedOn 10 s old: up, available, not stale, schema ok, age exported."""
     synced = now_ms() - 10_000
-    write(redis_plain, lambda c: c.set(KEY, str(synced)))
-    result, values = await probe(endpoint_of(redis_plain))
+    write(store.server, lambda c: c.set(KEY, str(synced)))
+    result, values = await probe(store.endpoint())
     assert_status(values, up=1, available=1, stale=0)
     assert value(values, "ld_store_probe_schema_ok") == 1
     assert value(values, "ld_store_synchronized_on_timestamp_seconds") == synced / 1000
@@ -141,35 +171,35 @@ async def test_fresh_store_is_available_and_not_stale(redis_plain: RedisServer) 
     )
 
 
-async def test_old_synchronized_on_is_stale(redis_plain: RedisServer) -> None:
+async def test_old_synchronized_on_is_stale(store: Store) -> None:
     """synchronizedOn older than stale_after: available but stale."""
-    write(redis_plain, lambda c: c.set(KEY, str(now_ms() - 300_000)))
-    _, values = await probe(endpoint_of(redis_plain))
+    write(store.server, lambda c: c.set(KEY, str(now_ms() - 300_000)))
+    _, values = await probe(store.endpoint())
     assert_status(values, up=1, available=1, stale=1)
 
 
-async def test_missing_key_is_available_and_stale(redis_plain: RedisServer) -> None:
+async def test_missing_key_is_available_and_stale(store: Store) -> None:
     """Never synced (no key): the SDK says available and stale; no timestamp series."""
-    result, values = await probe(endpoint_of(redis_plain))
+    result, values = await probe(store.endpoint())
     assert_status(values, up=1, available=1, stale=1)
     assert value(values, "ld_store_synchronized_on_timestamp_seconds") is None
     assert result.reason is None
 
 
-async def test_future_timestamp_is_not_stale(redis_plain: RedisServer) -> None:
+async def test_future_timestamp_is_not_stale(store: Store) -> None:
     """A synchronizedOn in the future is fresh, as in the SDK (negative age)."""
-    write(redis_plain, lambda c: c.set(KEY, str(now_ms() + 3_600_000)))
-    _, values = await probe(endpoint_of(redis_plain))
+    write(store.server, lambda c: c.set(KEY, str(now_ms() + 3_600_000)))
+    _, values = await probe(store.endpoint())
     assert_status(values, up=1, available=1, stale=0)
     age = value(values, "ld_store_sync_age_seconds")
     assert age is not None
     assert age < 0
 
 
-async def test_wrong_key_type_is_a_schema_failure(redis_plain: RedisServer) -> None:
+async def test_wrong_key_type_is_a_schema_failure(store: Store) -> None:
     """A hash where a string belongs: unavailable to SDKs, schema_ok 0, reason schema."""
-    write(redis_plain, lambda c: c.hset(KEY, "a", "1"))
-    result, values = await probe(endpoint_of(redis_plain))
+    write(store.server, lambda c: c.hset(KEY, "a", "1"))
+    result, values = await probe(store.endpoint())
     assert_status(values, up=1, available=0, stale=0)
     assert value(values, "ld_store_probe_schema_ok") == 0
     assert value(values, "ld_store_probe_failures_total", reason="schema") == 1
@@ -177,22 +207,22 @@ async def test_wrong_key_type_is_a_schema_failure(redis_plain: RedisServer) -> N
     assert "hash" in result.error
 
 
-async def test_non_numeric_value_is_a_parse_failure(redis_plain: RedisServer) -> None:
+async def test_non_numeric_value_is_a_parse_failure(store: Store) -> None:
     """A value the SDK cannot parse as an integer: unavailable, reason parse."""
-    write(redis_plain, lambda c: c.set(KEY, "yesterday"))
-    _, values = await probe(endpoint_of(redis_plain))
+    write(store.server, lambda c: c.set(KEY, "yesterday"))
+    _, values = await probe(store.endpoint())
     assert_status(values, up=1, available=0, stale=0)
     assert value(values, "ld_store_probe_schema_ok") == 0
     assert value(values, "ld_store_probe_failures_total", reason="parse") == 1
 
 
-async def test_prefix_selects_the_key(redis_plain: RedisServer) -> None:
+async def test_prefix_selects_the_key(store: Store) -> None:
     """Data under another prefix does not count: the probe reads only {prefix}:... ."""
     write(
-        redis_plain,
+        store.server,
         lambda c: c.set("launchdarkly:big_segments_synchronized_on", str(now_ms())),
     )
-    _, values = await probe(endpoint_of(redis_plain))
+    _, values = await probe(store.endpoint())
     assert_status(values, up=1, available=1, stale=1)
 
 
@@ -383,7 +413,7 @@ async def test_server_that_never_answers_is_timeout(blackhole: BlackholeServer) 
 
 
 async def test_a_hung_store_does_not_delay_the_others(
-    redis_plain: RedisServer, blackhole: BlackholeServer
+    store: Store, blackhole: BlackholeServer
 ) -> None:
     """One never-answering target among 40: the round ends near the probe timeout; others are fine."""
     log = structlog.get_logger("test")
@@ -394,15 +424,14 @@ async def test_a_hung_store_does_not_delay_the_others(
         log,
     )
     write(
-        redis_plain,
+        store.server,
         lambda c: [
             c.set(f"p{i}:big_segments_synchronized_on", str(now_ms()))
             for i in range(40)
         ],
     )
     targets = [
-        target_for(endpoint_of(redis_plain), name=f"t{i}", prefix=f"p{i}")
-        for i in range(40)
+        target_for(store.endpoint(), name=f"t{i}", prefix=f"p{i}") for i in range(40)
     ]
     targets.insert(
         3,
@@ -454,16 +483,17 @@ STATES: dict[str, Callable[[Any], Any] | None] = {
 
 @pytest.mark.parametrize("state", list(STATES))
 async def test_monitor_agrees_with_the_sdk(
-    state: str, redis_plain: RedisServer, closed_port: int
+    state: str, store: Store, closed_port: int
 ) -> None:
     """For each store state, the monitor's available/stale equal the SDK's own status."""
     setup = STATES[state]
     if setup is None:
         endpoint = RedisEndpoint(host="127.0.0.1", port=closed_port)
     else:
-        write(redis_plain, setup)
-        endpoint = endpoint_of(redis_plain)
+        write(store.server, setup)
+        endpoint = store.endpoint()
     result, _ = await probe(endpoint)
     monitor = result.sdk_status(time.time(), STALE_AFTER)
-    sdk = sdk_status(f"redis://{endpoint.host}:{endpoint.port}/0", PREFIX)
+    url = store.url() if setup is not None else f"redis://127.0.0.1:{closed_port}/0"
+    sdk = sdk_status(url, PREFIX)
     assert monitor == sdk

@@ -22,8 +22,9 @@ from aiohttp import web
 
 from monitor.config import Config, load_config, referenced_files, split_host_port
 from monitor.discovery import Discovery, RoundOutcome
-from monitor.errors import ApiErrorKind, ConfigError
+from monitor.errors import ApiError, ApiErrorKind, ConfigError
 from monitor.launchdarkly.client import LaunchDarklyClient
+from monitor.launchdarkly.models import Problems, Segment
 from monitor.log import Redactor
 from monitor.metrics import make_registry
 from monitor.probes import Probe
@@ -34,10 +35,12 @@ from monitor.report import build_report
 from monitor.scheduler import PeriodicLoop
 from monitor.sharding import Shard
 from monitor.state import MonitorState
-from monitor.targets import Target, resolve_targets
+from monitor.targets import SegmentKey, Target, canary_segments, resolve_targets
 from monitor.web import make_web_app
 
 SHUTDOWN_TIMEOUT = 3.0
+# A segment's generation changes only when it is recreated: ask again rarely.
+SEGMENT_TTL = 600.0
 
 
 class Monitor:
@@ -58,6 +61,8 @@ class Monitor:
         )
         self._warned_insecure: set[str] = set()
         self._probes: dict[str, Probe] = {}
+        self.segments: dict[SegmentKey, Segment | None] = {}
+        self._segment_fetched: dict[SegmentKey, float] = {}
 
     def apply(self, new: Config) -> list[str]:
         """Swap in a reloaded config; return the changes that need a restart."""
@@ -81,6 +86,7 @@ class Monitor:
         for probe in self._probes.values():
             if isinstance(probe, RedisProbe):
                 probe.forget_tls()  # certificate files may be what changed
+                probe.health_interval = new.probe.health_interval
         self.state.stale_after = new.probe.stale_after
         self.config = new
         self.resolve()
@@ -103,7 +109,12 @@ class Monitor:
                 self._log.bind(component="discovery"),
                 shard=self._shard,
             )
-        self._probes = {"redis": RedisProbe(self._log.bind(component="redis"))}
+        self._probes = {
+            "redis": RedisProbe(
+                self._log.bind(component="redis"),
+                health_interval=self.config.probe.health_interval,
+            )
+        }
         for probe in self._probes.values():
             stack.push_async_callback(probe.close)
         self.state.runner = ProbeRunner(
@@ -118,12 +129,37 @@ class Monitor:
         if discovery is None:
             return None
         outcome = await discovery.run_once()
+        if outcome.ok and self.config.canaries:
+            await self._refresh_segments()
         self.resolve()
         return outcome
 
+    async def _refresh_segments(self) -> None:
+        """Fetch the generation of each segment a canary needs (cached SEGMENT_TTL)."""
+        client = self.state.client
+        assert client is not None  # noqa: S101 -- discovery implies a client
+        now = time.monotonic()
+        targets = resolve_targets(self.state.view.integrations, self.config)
+        for key in sorted(canary_segments(targets, self.config.canaries)):
+            fetched = self._segment_fetched.get(key)
+            if fetched is not None and now - fetched < SEGMENT_TTL:
+                continue
+            try:
+                self.segments[key] = await client.get_segment(*key, Problems())
+            except ApiError as err:
+                if err.kind != ApiErrorKind.NOT_FOUND:
+                    self._log.warning(
+                        "canary.segment_failed", segment=key[2], error=str(err)
+                    )
+                    return  # try again next round; keep what we had
+                self.segments[key] = None
+            self._segment_fetched[key] = now
+
     def resolve(self) -> tuple[Target, ...]:
         """Rebuild the target list from the latest discovery and the config."""
-        targets = resolve_targets(self.state.view.integrations, self.config)
+        targets = resolve_targets(
+            self.state.view.integrations, self.config, self.segments
+        )
         self.state.targets = targets
         if self.state.runner is not None:
             self.state.runner.forget_missing(targets)

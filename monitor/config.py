@@ -127,6 +127,9 @@ class ProbeConfig(Model):
     per_host_concurrency: int = Field(default=16, ge=1, le=10_000)
     # The SDKs' default: BigSegmentsConfig.stale_after = 120 s.
     stale_after: Seconds = 120.0
+    # Store health beyond freshness (Redis INFO, the membership sample) changes
+    # slowly and costs more than the metadata read: refresh it this often.
+    health_interval: Seconds = 300.0
 
     @model_validator(mode="after")
     def _check_timeout(self) -> ProbeConfig:
@@ -335,6 +338,18 @@ class LoggingConfig(Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class Canary(Model):
+    """A known context whose big segment membership is checked every probe."""
+
+    name: str = Field(min_length=1)
+    match: Match
+    context_key: str = Field(min_length=1)
+    segment_key: str = Field(min_length=1)
+    expect: Literal["included", "excluded"]
+    # Static targets have no API to ask: give the segment's generation here.
+    generation: int | None = Field(default=None, ge=0)
+
+
 class Config(Model):
     """The whole configuration."""
 
@@ -343,6 +358,7 @@ class Config(Model):
     filters: Filters = Filters()
     credentials: tuple[Credential, ...] = ()
     targets: tuple[Target, ...] = ()
+    canaries: tuple[Canary, ...] = ()
     server: ServerConfig = ServerConfig()
     logging: LoggingConfig = LoggingConfig()
 
@@ -352,6 +368,10 @@ class Config(Model):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"target names must be unique: {', '.join(duplicates)}")
+        canaries = [c.name for c in self.canaries]
+        repeated = sorted({n for n in canaries if canaries.count(n) > 1})
+        if repeated:
+            raise ValueError(f"canary names must be unique: {', '.join(repeated)}")
         if not self.api.enabled and not self.targets:
             raise ValueError(
                 "nothing to monitor: the API is disabled and no targets are set"

@@ -36,12 +36,12 @@ def redis_exclude_key(prefix: str, context_hash: str) -> str:
     return f"{prefix or DEFAULT_REDIS_PREFIX}:big_segment_exclude:{context_hash}"
 
 
-def redis_include_pattern(prefix: str) -> str:
-    """A SCAN MATCH pattern for every include set under `prefix`."""
+def redis_membership_pattern(prefix: str) -> str:
+    """A SCAN MATCH pattern for every include and exclude set under `prefix`."""
     escaped = "".join(
         f"\\{c}" if c in "*?[]\\" else c for c in prefix or DEFAULT_REDIS_PREFIX
     )
-    return f"{escaped}:big_segment_include:*"
+    return f"{escaped}:big_segment_[ie][nx]clude:*"
 
 
 def _dynamodb_name(prefix: str, name: str) -> str:

@@ -15,6 +15,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.discovery import DiscoveredIntegration
+from monitor.probes import ProbeResult
+from monitor.probes.runner import TargetRecord
 from monitor.state import LABEL_NAMES, MonitorState, labels_of
 
 PREFIX = "ld_store_"
@@ -134,99 +137,24 @@ class MonitorCollector(Collector):
         if runner is None:
             return
         now = self._clock()
-        stale_after = state.stale_after
-        every = f"Refreshed every probe interval ({runner.settings.interval:g}s)."
-        up = f.gauge(
-            "probe_up",
-            f"1 if the store was reachable and authenticated. {every}",
+        families = _ProbeFamilies(
+            f, runner.settings.interval, runner.settings.health_interval
         )
-        duration = f.gauge(
-            "probe_duration_seconds", f"Duration of the last probe. {every}"
-        )
-        phases = f.gauge(
-            "probe_phase_duration_seconds",
-            f"Duration of each phase of the last probe. {every}",
-            (*LABEL_NAMES, "phase"),
-        )
-        schema = f.gauge(
-            "probe_schema_ok", f"1 if the store's layout is as the SDKs expect. {every}"
-        )
-        failures = f.counter(
-            "probe_failures", "Failed probes by reason.", (*LABEL_NAMES, "reason")
-        )
-        last_success = f.gauge(
-            "probe_last_success_timestamp_seconds", "When a probe last succeeded."
-        )
-        consecutive = f.gauge("probe_consecutive_failures", "Probes failed in a row.")
-        backoff = f.gauge(
-            "probe_backoff_seconds",
-            "Extra wait before the next probe of a failing target.",
-        )
-        sync = f.gauge(
-            "synchronized_on_timestamp_seconds",
-            f"synchronizedOn read from the store. {every}",
-        )
-        sync_age = f.gauge(
-            "sync_age_seconds",
-            "Seconds since the store's synchronizedOn, computed at scrape time.",
-        )
-        available = f.gauge(
-            "available", "What an SDK's BigSegmentStoreStatus.available would be now."
-        )
-        stale = f.gauge(
-            "stale", "What an SDK's BigSegmentStoreStatus.stale would be now."
-        )
-        tls_expiry = f.gauge(
-            "tls_cert_expiry_timestamp_seconds",
-            "Earliest notAfter in the store's certificate chain.",
-        )
-        table_info = f.gauge(
-            "dynamodb_table_info",
-            "DynamoDB table status and billing mode (DescribeTable, cached).",
-            (*LABEL_NAMES, "table_status", "billing_mode"),
-        )
-        item_count = f.gauge(
-            "dynamodb_item_count",
-            "DescribeTable's approximate item count (AWS refreshes it every ~6 h).",
-        )
+        items = {item.integration.id: item for item in state.view.integrations}
         for target in state.targets:
             record = runner.records.get(target.id)
             if record is None or record.result is None:
                 continue
-            result = record.result
             labels = list(target.labels.values())
-            up.add_metric(labels, _b(result.up))
-            duration.add_metric(labels, result.duration)
-            for phase, seconds in result.phases:
-                phases.add_metric([*labels, phase], seconds)
-            if result.schema_ok is not None:
-                schema.add_metric(labels, _b(result.schema_ok))
-            for reason, count in sorted(record.failures.items()):
-                failures.add_metric([*labels, str(reason)], float(count))
-            if record.last_success is not None:
-                last_success.add_metric(labels, record.last_success)
-            consecutive.add_metric(labels, float(record.consecutive_failures))
-            backoff.add_metric(labels, record.backoff)
-            if result.synchronized_on_ms is not None:
-                sync.add_metric(labels, result.synchronized_on_ms / 1000.0)
-                sync_age.add_metric(labels, now - result.synchronized_on_ms / 1000.0)
-            is_available, is_stale = result.sdk_status(now, stale_after)
-            available.add_metric(labels, _b(is_available))
-            stale.add_metric(labels, _b(is_stale))
-            if result.tls_not_after is not None:
-                tls_expiry.add_metric(labels, result.tls_not_after)
-            if result.table is not None:
-                table = result.table
-                table_info.add_metric(
-                    [*labels, table.table_status, table.billing_mode], 1.0
-                )
-                if table.item_count is not None:
-                    item_count.add_metric(labels, float(table.item_count))
+            families.add(labels, record, now, state.stale_after)
+            disagreement = sync_disagreement(
+                items.get(target.id), record.result, now, state.stale_after
+            )
+            if disagreement is not None:
+                families.disagreement.add_metric(labels, _b(disagreement))
         f.gauge(
-            "stale_after_seconds",
-            "The stale threshold the monitor applies (probe.stale_after).",
-            (),
-        ).add_metric([], stale_after)
+            "stale_after_seconds", "The stale threshold in use (probe.stale_after).", ()
+        ).add_metric([], state.stale_after)
 
     def _monitor_side(self, f: _Families) -> None:
         state = self._state
@@ -277,6 +205,177 @@ class MonitorCollector(Collector):
                 "When the configuration was last loaded.",
                 (),
             ).add_metric([], state.config_reload_time)
+
+
+class _ProbeFamilies:
+    """The per-target probe families of one scrape."""
+
+    def __init__(self, f: _Families, interval: float, health_interval: float) -> None:
+        every = f"Refreshed every probe interval ({interval:g}s)."
+        slow = f"Refreshed every {health_interval:g}s."
+        self.up = f.gauge(
+            "probe_up", f"1 if the store was reachable and authenticated. {every}"
+        )
+        self.duration = f.gauge(
+            "probe_duration_seconds", f"Duration of the last probe. {every}"
+        )
+        self.phases = f.gauge(
+            "probe_phase_duration_seconds",
+            f"Each phase of the last probe. {every}",
+            (*LABEL_NAMES, "phase"),
+        )
+        self.schema = f.gauge(
+            "probe_schema_ok", f"1 if the layout is as the SDKs expect. {every}"
+        )
+        self.failures = f.counter(
+            "probe_failures", "Failed probes by reason.", (*LABEL_NAMES, "reason")
+        )
+        self.last_success = f.gauge(
+            "probe_last_success_timestamp_seconds", "When a probe last succeeded."
+        )
+        self.consecutive = f.gauge(
+            "probe_consecutive_failures", "Probes failed in a row."
+        )
+        self.backoff = f.gauge(
+            "probe_backoff_seconds",
+            "Extra wait before the next probe of a failing target.",
+        )
+        self.sync = f.gauge(
+            "synchronized_on_timestamp_seconds",
+            f"synchronizedOn read from the store. {every}",
+        )
+        self.sync_age = f.gauge(
+            "sync_age_seconds",
+            "Seconds since the store's synchronizedOn, at scrape time.",
+        )
+        self.available = f.gauge(
+            "available", "What an SDK's BigSegmentStoreStatus.available would be now."
+        )
+        self.stale = f.gauge(
+            "stale", "What an SDK's BigSegmentStoreStatus.stale would be now."
+        )
+        self.tls_expiry = f.gauge(
+            "tls_cert_expiry_timestamp_seconds",
+            "Earliest notAfter in the certificate chain.",
+        )
+        self.eviction = f.gauge(
+            "redis_eviction_unsafe",
+            f"1 if an allkeys-* policy with maxmemory may evict keys. {slow}",
+        )
+        self.used = f.gauge("redis_memory_used_bytes", f"INFO used_memory. {slow}")
+        self.maxmemory = f.gauge(
+            "redis_maxmemory_bytes", f"INFO maxmemory (0: no limit). {slow}"
+        )
+        self.persistence = f.gauge(
+            "redis_persistence_enabled",
+            f"1 if AOF is on or an RDB snapshot was taken since start. {slow}",
+        )
+        self.redis_info = f.gauge(
+            "redis_info",
+            f"Redis version and eviction policy. {slow}",
+            (*LABEL_NAMES, "version", "maxmemory_policy"),
+        )
+        self.table_info = f.gauge(
+            "dynamodb_table_info",
+            "DynamoDB table status and billing mode (DescribeTable, cached).",
+            (*LABEL_NAMES, "table_status", "billing_mode"),
+        )
+        self.item_count = f.gauge(
+            "dynamodb_item_count", "DescribeTable's approximate item count (~6 h old)."
+        )
+        self.membership = f.gauge(
+            "membership_data_present",
+            f"1 if include/exclude data exists (capped sample). {slow}",
+        )
+        self.canary_ok = f.gauge(
+            "canary_ok",
+            f"1 if the canary context evaluates as expected. {every}",
+            (*LABEL_NAMES, "canary"),
+        )
+        self.disagreement = f.gauge(
+            "sync_disagreement",
+            "1 if LaunchDarkly's status and the store's synchronizedOn contradict.",
+        )
+
+    def add(
+        self, labels: list[str], record: TargetRecord, now: float, stale_after: float
+    ) -> None:
+        """Every series of one probed target."""
+        result = record.result
+        assert result is not None  # noqa: S101 -- the caller skips unprobed targets
+        self.up.add_metric(labels, _b(result.up))
+        self.duration.add_metric(labels, result.duration)
+        for phase, seconds in result.phases:
+            self.phases.add_metric([*labels, phase], seconds)
+        if result.schema_ok is not None:
+            self.schema.add_metric(labels, _b(result.schema_ok))
+        for reason, count in sorted(record.failures.items()):
+            self.failures.add_metric([*labels, str(reason)], float(count))
+        if record.last_success is not None:
+            self.last_success.add_metric(labels, record.last_success)
+        self.consecutive.add_metric(labels, float(record.consecutive_failures))
+        self.backoff.add_metric(labels, record.backoff)
+        if result.synchronized_on_ms is not None:
+            self.sync.add_metric(labels, result.synchronized_on_ms / 1000.0)
+            self.sync_age.add_metric(labels, now - result.synchronized_on_ms / 1000.0)
+        available, stale = result.sdk_status(now, stale_after)
+        self.available.add_metric(labels, _b(available))
+        self.stale.add_metric(labels, _b(stale))
+        if result.tls_not_after is not None:
+            self.tls_expiry.add_metric(labels, result.tls_not_after)
+        self._add_store_health(labels, result)
+
+    def _add_store_health(self, labels: list[str], result: ProbeResult) -> None:
+        if result.redis is not None:
+            health = result.redis
+            self.eviction.add_metric(labels, _b(health.eviction_unsafe))
+            self.used.add_metric(labels, float(health.used_memory))
+            self.maxmemory.add_metric(labels, float(health.maxmemory))
+            self.persistence.add_metric(labels, _b(health.persistence_enabled))
+            self.redis_info.add_metric(
+                [*labels, health.version, health.maxmemory_policy], 1.0
+            )
+        if result.table is not None:
+            table = result.table
+            self.table_info.add_metric(
+                [*labels, table.table_status, table.billing_mode], 1.0
+            )
+            if table.item_count is not None:
+                self.item_count.add_metric(labels, float(table.item_count))
+        if result.membership_present is not None:
+            self.membership.add_metric(labels, _b(result.membership_present))
+        for canary in result.canaries:
+            if canary.ok is not None:
+                self.canary_ok.add_metric([*labels, canary.name], _b(canary.ok))
+
+
+def sync_disagreement(
+    item: DiscoveredIntegration | None,
+    result: ProbeResult,
+    now: float,
+    stale_after: float,
+) -> bool | None:
+    """Do LaunchDarkly and the store contradict each other? None when unknown.
+
+    1 when LaunchDarkly reports a recent sync (lastSync within half the stale
+    threshold, not unavailable) but the store's synchronizedOn is stale or
+    missing (wrong prefix, a different store than LaunchDarkly writes, a
+    one-sided network fault), or when LaunchDarkly reports the store
+    unavailable while the store is fresh (only someone else writes it, or
+    LaunchDarkly cannot reach what the cluster reaches). Half the threshold
+    keeps the two sides' different refresh times from flapping the signal.
+    """
+    if item is None or not result.read_ok:
+        return None
+    status = item.integration.status
+    available, stale = result.sdk_status(now, stale_after)
+    store_fresh = available and not stale
+    if status.available is False:
+        return store_fresh
+    if status.last_sync_ms is None:
+        return None
+    api_recent = now - status.last_sync_ms / 1000.0 <= stale_after / 2
+    return api_recent and not store_fresh
 
 
 def make_registry(

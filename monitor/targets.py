@@ -8,8 +8,8 @@ store by another name than the one LaunchDarkly uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import SecretStr
 
 from monitor.config import (
+    Canary,
     Config,
     Credential,
     DynamoDBTarget,
@@ -26,7 +27,8 @@ from monitor.config import (
     split_host_port,
 )
 from monitor.discovery import DiscoveredIntegration
-from monitor.launchdarkly.models import DynamoDBSettings, RedisSettings
+from monitor.launchdarkly.models import DynamoDBSettings, RedisSettings, Segment
+from monitor.layout import context_hash, segment_ref
 from monitor.state import Labels
 
 Source = Literal["api", "static"]
@@ -91,6 +93,30 @@ class DynamoDBEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class CanaryCheck:
+    """A canary bound to a target: which membership to read and what to expect."""
+
+    name: str
+    context_hash: str
+    segment_key: str
+    expect: str  # "included" or "excluded"
+    generation: int | None
+    problem: str | None = None
+
+    @property
+    def segment_ref(self) -> str | None:
+        """The member the SDKs look for, once the generation is known."""
+        return (
+            None
+            if self.generation is None
+            else segment_ref(self.segment_key, self.generation)
+        )
+
+
+SegmentKey = tuple[str, str, str]  # project, environment, segment key
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """One store to probe, or a known store that cannot be probed yet (`problem`)."""
 
@@ -102,6 +128,7 @@ class Target:
     endpoint: RedisEndpoint | DynamoDBEndpoint | None
     problem: str | None = None
     on: bool = True
+    canaries: tuple[CanaryCheck, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -245,10 +272,69 @@ def static_dynamodb_target(target: DynamoDBTarget) -> Target:
     )
 
 
+def _canary_checks(
+    target: Target,
+    canaries: Iterable[Canary],
+    segments: Mapping[SegmentKey, Segment | None],
+) -> tuple[CanaryCheck, ...]:
+    checks = []
+    labels = target.labels
+    for canary in canaries:
+        if not canary.match.matches(target.id, labels.project, labels.environment):
+            continue
+        generation, problem = canary.generation, None
+        if generation is None and target.source == "static":
+            problem = (
+                "a static target's canary needs `generation:` (there is no API to ask)"
+            )
+        elif generation is None:
+            key = (labels.project, labels.environment, canary.segment_key)
+            name = f"segment {canary.segment_key!r}"
+            if key not in segments:
+                problem = f"{name} not fetched from the API yet"
+            elif (segment := segments[key]) is None:
+                problem = f"{name} not found in {labels.project}/{labels.environment}"
+            elif segment.generation is None or not segment.unbounded:
+                problem = f"{name} is not a big segment (no generation)"
+            else:
+                generation = segment.generation
+        checks.append(
+            CanaryCheck(
+                name=canary.name,
+                context_hash=context_hash(canary.context_key),
+                segment_key=canary.segment_key,
+                expect=canary.expect,
+                generation=generation,
+                problem=problem,
+            )
+        )
+    return tuple(checks)
+
+
+def canary_segments(
+    targets: Iterable[Target], canaries: Iterable[Canary]
+) -> set[SegmentKey]:
+    """The segments whose generation the API must supply for these targets' canaries."""
+    wanted = set()
+    canaries = list(canaries)
+    for target in targets:
+        if target.source != "api":
+            continue
+        labels = target.labels
+        for canary in canaries:
+            if canary.generation is None and canary.match.matches(
+                target.id, labels.project, labels.environment
+            ):
+                wanted.add((labels.project, labels.environment, canary.segment_key))
+    return wanted
+
+
 def resolve_targets(
-    integrations: Iterable[DiscoveredIntegration], config: Config
+    integrations: Iterable[DiscoveredIntegration],
+    config: Config,
+    segments: Mapping[SegmentKey, Segment | None] | None = None,
 ) -> tuple[Target, ...]:
-    """Every target: discovered integrations first, then static ones."""
+    """Every target (discovered, then static), each with its canaries."""
     targets = [integration_target(item, config) for item in integrations]
     for static in config.targets:
         targets.append(
@@ -256,4 +342,10 @@ def resolve_targets(
             if isinstance(static, RedisTarget)
             else static_dynamodb_target(static)
         )
+    if config.canaries:
+        known = segments or {}
+        targets = [
+            replace(t, canaries=_canary_checks(t, config.canaries, known))
+            for t in targets
+        ]
     return tuple(targets)

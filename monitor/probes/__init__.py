@@ -47,6 +47,35 @@ class TableInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RedisHealth:
+    """What INFO says of a Redis server that matters to big segments."""
+
+    version: str
+    maxmemory_policy: str
+    maxmemory: int
+    used_memory: int
+    persistence_enabled: bool
+
+    @property
+    def eviction_unsafe(self) -> bool:
+        """An allkeys-* policy with a memory limit may evict big segment keys.
+
+        Big segment keys carry no TTL, so volatile-* policies never pick them;
+        allkeys-* policies do, and an SDK then silently sees non-membership.
+        """
+        return self.maxmemory > 0 and self.maxmemory_policy.startswith("allkeys-")
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryResult:
+    """How one canary context evaluated: ok None when it could not be checked."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """Everything one probe of one target established."""
 
@@ -63,6 +92,8 @@ class ProbeResult:
     tls_not_after: float | None = None
     membership_present: bool | None = None
     table: TableInfo | None = None
+    redis: RedisHealth | None = None
+    canaries: tuple[CanaryResult, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

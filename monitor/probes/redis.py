@@ -14,6 +14,7 @@ import asyncio
 import socket
 import ssl
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio.connection as redis_connection
@@ -31,7 +32,14 @@ from redis.retry import Retry
 
 from monitor.errors import Reason
 from monitor.layout import redis_synchronized_on_key
-from monitor.probes import ProbeResult, Recorder
+from monitor.probes import CanaryResult, ProbeResult, Recorder, RedisHealth
+from monitor.probes.redis_health import (
+    canary_commands,
+    evaluate_canary,
+    health_from_info,
+    parse_info,
+    sample_membership,
+)
 from monitor.targets import RedisEndpoint, Target, TlsSettings
 
 
@@ -188,16 +196,32 @@ def classify(err: BaseException, *, tls: bool, replied: bool) -> tuple[Reason, s
     return Reason.OTHER, f"{type(err).__name__}: {err}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Health:
+    """The last INFO and membership sample of one target."""
+
+    fetched: float  # monotonic
+    info: RedisHealth | None
+    membership: bool | None
+
+
 class RedisProbe:
     """Probes Redis big segment stores."""
 
     def __init__(
-        self, logger: structlog.stdlib.BoundLogger, *, clock: Any = time.time
+        self,
+        logger: structlog.stdlib.BoundLogger,
+        *,
+        health_interval: float = 300.0,
+        clock: Any = time.time,
     ) -> None:
         self._log = logger
         self._clock = clock
+        self.health_interval = health_interval
         # Building an SSLContext loads the CA store; do it once per settings.
         self._contexts: dict[TlsSettings, ssl.SSLContext] = {}
+        self._health: dict[str, _Health] = {}
+        self._warned: set[tuple[str, str]] = set()
 
     def ssl_context(self, tls: TlsSettings) -> ssl.SSLContext:
         """A cached client context for these TLS settings."""
@@ -228,19 +252,26 @@ class RedisProbe:
         key = redis_synchronized_on_key(target.prefix)
         conn = self._connection(endpoint, recorder)
         replied = False
+        health_due = self._health_due(target.id)
+        canary_reads = canary_commands(target.prefix, target.canaries)
+        commands: list[tuple[str, ...]] = [("TYPE", key), ("GET", key), *canary_reads]
+        if health_due:
+            commands.append(("INFO",))
         try:
             await conn.open()
             if endpoint.password:
                 replied = recorder.authenticated = True  # AUTH answered OK
             recorder.begin("read")
-            await conn.send_packed_command(
-                conn.pack_commands([("TYPE", key), ("GET", key)])
-            )
+            await conn.send_packed_command(conn.pack_commands(commands))
             kind = await _reply(conn)
             replied = recorder.authenticated = True
-            value = await _reply(conn)
+            replies = [kind, *[await _reply(conn) for _ in commands[1:]]]
             recorder.end()
-            return self._interpret(key, kind, value, recorder, conn)
+            result = self._interpret(key, replies[0], replies[1], recorder, conn)
+            canaries = self._canaries(target, replies[2 : 2 + len(canary_reads)])
+            if health_due:
+                await self._refresh_health(target, conn, replies[-1], recorder)
+            return self._with_health(target.id, result, canaries)
         except (RedisError, OSError, asyncio.IncompleteReadError) as err:
             reason, message = classify(
                 err, tls=endpoint.tls is not None, replied=replied
@@ -261,6 +292,62 @@ class RedisProbe:
             )
         finally:
             await conn.abort()
+
+    # -- health: INFO and the membership sample, every health_interval ---------
+
+    def _health_due(self, target_id: str) -> bool:
+        cached = self._health.get(target_id)
+        return (
+            cached is None or time.monotonic() - cached.fetched >= self.health_interval
+        )
+
+    async def _refresh_health(
+        self, target: Target, conn: _ProbeConnection, info: Any, recorder: Recorder
+    ) -> None:
+        health = None
+        if isinstance(info, bytes):
+            health = health_from_info(parse_info(info))
+        else:
+            self._once(target.id, "info", "redis.info_denied", error=str(info))
+        recorder.begin("membership")
+        membership: bool | None = None
+        try:
+            membership = await sample_membership(conn, target.prefix)
+            recorder.end(detail=f"present={membership}")
+        except ResponseError as err:
+            recorder.end(ok=False, detail=str(err))
+            self._once(target.id, "scan", "redis.scan_denied", error=str(err))
+        self._health[target.id] = _Health(time.monotonic(), health, membership)
+
+    def _once(self, target_id: str, what: str, event: str, **fields: Any) -> None:
+        """Log a missing permission once per target, not every round."""
+        if (target_id, what) not in self._warned:
+            self._warned.add((target_id, what))
+            self._log.info(event, integration_id=target_id, **fields)
+
+    def _with_health(
+        self, target_id: str, result: ProbeResult, canaries: tuple[CanaryResult, ...]
+    ) -> ProbeResult:
+        cached = self._health.get(target_id)
+        if cached is None and not canaries:
+            return result
+        return replace(
+            result,
+            redis=cached.info if cached else None,
+            membership_present=cached.membership if cached else None,
+            canaries=canaries,
+        )
+
+    def _canaries(self, target: Target, replies: list[Any]) -> tuple[CanaryResult, ...]:
+        results = []
+        pairs = iter(replies)
+        for check in target.canaries:
+            if check.segment_ref is not None and check.problem is None:
+                includes, excludes = next(pairs), next(pairs)
+            else:
+                includes = excludes = None
+            results.append(evaluate_canary(check, includes, excludes))
+        return tuple(results)
 
     def _connection(
         self, endpoint: RedisEndpoint, recorder: Recorder

@@ -1,0 +1,126 @@
+"""Redis checks beyond freshness: INFO, the membership sample, canary contexts.
+
+All read-only and cheap: INFO and one capped SCAN every `health_interval`,
+two SMEMBERS per canary on every probe, pipelined with the metadata read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from redis.exceptions import ResponseError
+
+from monitor.layout import (
+    redis_exclude_key,
+    redis_include_key,
+    redis_membership_pattern,
+)
+from monitor.probes import CanaryResult, RedisHealth
+from monitor.targets import CanaryCheck
+
+# The membership sample: at most this many SCAN calls of this COUNT, and no
+# longer than this; a store of millions of unrelated keys yields "unknown",
+# never a false "absent".
+SCAN_COUNT = 100
+SCAN_MAX_CALLS = 10
+SCAN_BUDGET_SECONDS = 0.25
+
+
+class Connection(Protocol):
+    """The two calls of redis-py's connection the sample needs."""
+
+    async def send_command(self, *args: Any, **kwargs: Any) -> None:
+        """Send one command."""
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        """Read one reply."""
+
+
+def parse_info(raw: bytes) -> dict[str, str]:
+    """INFO's `key:value` lines as a dict (sections and comments skipped)."""
+    fields: dict[str, str] = {}
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def _int(fields: dict[str, str], key: str, default: int = 0) -> int:
+    try:
+        return int(fields.get(key, default))
+    except ValueError:
+        return default
+
+
+def health_from_info(fields: dict[str, str]) -> RedisHealth:
+    """The parts of INFO that matter for big segments."""
+    # INFO cannot say whether `save` is configured (that needs CONFIG, which
+    # the monitor never sends): count persistence as on when AOF is enabled or
+    # an RDB snapshot has been taken since the server started.
+    persistence = (
+        fields.get("aof_enabled") == "1"
+        or _int(fields, "rdb_saves") > 0
+        or _int(fields, "rdb_last_bgsave_time_sec", -1) >= 0
+    )
+    return RedisHealth(
+        version=fields.get("redis_version", "unknown"),
+        maxmemory_policy=fields.get("maxmemory_policy", "unknown"),
+        maxmemory=_int(fields, "maxmemory"),
+        used_memory=_int(fields, "used_memory"),
+        persistence_enabled=persistence,
+    )
+
+
+async def sample_membership(conn: Connection, prefix: str) -> bool | None:
+    """True when any include/exclude set exists; False when a full scan found none;
+    None when the capped sample ran out first."""
+    pattern = redis_membership_pattern(prefix)
+    cursor: bytes | int = 0
+    deadline = time.monotonic() + SCAN_BUDGET_SECONDS
+    for _ in range(SCAN_MAX_CALLS):
+        await conn.send_command("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT)
+        reply = await conn.read_response()
+        cursor, keys = reply[0], reply[1]
+        if keys:
+            return True
+        if cursor in (b"0", 0, "0"):
+            return False
+        if time.monotonic() > deadline:
+            return None
+    return None
+
+
+def canary_commands(
+    prefix: str, checks: tuple[CanaryCheck, ...]
+) -> list[tuple[str, str]]:
+    """SMEMBERS of the include and exclude sets, two per checkable canary."""
+    commands = []
+    for check in checks:
+        if check.segment_ref is not None and check.problem is None:
+            commands.append(("SMEMBERS", redis_include_key(prefix, check.context_hash)))
+            commands.append(("SMEMBERS", redis_exclude_key(prefix, check.context_hash)))
+    return commands
+
+
+def evaluate_canary(check: CanaryCheck, includes: Any, excludes: Any) -> CanaryResult:
+    """Apply the SDKs' membership rule (include wins over exclude) to one canary."""
+    ref = check.segment_ref
+    if check.problem is not None or ref is None:
+        return CanaryResult(
+            check.name, None, check.problem or "segment generation unknown"
+        )
+    for reply in (includes, excludes):
+        if isinstance(reply, ResponseError):
+            return CanaryResult(check.name, None, f"SMEMBERS failed: {reply}")
+    included = ref.encode() in includes
+    excluded = not included and ref.encode() in excludes
+    member = "included" if included else "excluded" if excluded else "not listed"
+    # "excluded" expects the context not to be a member: explicitly excluded,
+    # or not listed at all (the segment's own rules then decide).
+    ok = included if check.expect == "included" else not included
+    return CanaryResult(
+        check.name, ok, f"context is {member} for {ref}, expected {check.expect}"
+    )

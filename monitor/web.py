@@ -1,4 +1,4 @@
-"""HTTP handlers: /metrics, /-/healthy, /-/ready, /status and the status page."""
+"""HTTP handlers: /metrics, /-/healthy, /-/ready, /status, /probe and the page."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
+from monitor.debug import DebugProber
 from monitor.log import Redactor
 from monitor.page import render_page
 from monitor.state import MonitorState
@@ -21,6 +22,7 @@ REGISTRY = web.AppKey("registry", CollectorRegistry)
 REDACTOR = web.AppKey("redactor", Redactor)
 StatusBuilder = Callable[[], dict[str, Any]]
 STATUS_BUILDER: web.AppKey[StatusBuilder] = web.AppKey("status_builder")
+DEBUG = web.AppKey("debug", DebugProber)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -67,6 +69,23 @@ async def index(request: web.Request) -> web.Response:
     )
 
 
+async def debug_probe(request: web.Request) -> web.Response:
+    """Run one probe now and describe each step (rate-limited, redacted)."""
+    reply = await request.app[DEBUG].run(request.query.get("integration_id"))
+    headers = (
+        {"Retry-After": str(max(1, round(reply.retry_after)))}
+        if reply.retry_after
+        else None
+    )
+    body = request.app[REDACTOR].value(reply.body)
+    return web.json_response(
+        body,
+        status=reply.status,
+        headers=headers,
+        dumps=lambda v: json.dumps(v, indent=2),
+    )
+
+
 def make_web_app(
     state: MonitorState,
     registry: CollectorRegistry,
@@ -79,9 +98,11 @@ def make_web_app(
     app[REGISTRY] = registry
     app[REDACTOR] = redactor
     app[STATUS_BUILDER] = status_builder
+    app[DEBUG] = DebugProber(state)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_get("/status", status)
+    app.router.add_get("/probe", debug_probe)
     app.router.add_get("/", index)
     return app

@@ -18,6 +18,7 @@ from monitor.errors import ApiError, ApiErrorKind
 from monitor.launchdarkly.client import LaunchDarklyClient
 from monitor.launchdarkly.models import Problems, RedisSettings
 from monitor.log import Redactor
+from monitor.sharding import Shard
 from monitor.simulator import Scenario, Simulator, SimulatorServer
 from tests.support.polling import wait_until
 
@@ -495,3 +496,21 @@ async def test_auth_failure_logs_one_clear_line_without_the_token(
     assert len(failures) == 1
     assert "401" in failures[0]["cause"]
     assert "wrong-token-value" not in repr(logs)
+
+
+async def test_shards_split_the_integrations_without_overlap(
+    sim: tuple[Simulator, str], make_client: MakeClient
+) -> None:
+    """Two replicas with --shard 0/2 and 1/2 together monitor every integration once."""
+    views = []
+    for index in range(2):
+        discovery = Discovery(
+            make_client(),
+            Filters(),
+            structlog.get_logger("test"),
+            shard=Shard(index, 2),
+        )
+        await discovery.run_once()
+        views.append({i.integration.id for i in discovery.view.integrations})
+    assert views[0].isdisjoint(views[1])
+    assert views[0] | views[1] == {f"00000000000000000000000{n}" for n in range(1, 5)}

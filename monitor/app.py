@@ -28,6 +28,7 @@ from monitor.launchdarkly.models import Problems, Segment
 from monitor.log import Redactor
 from monitor.metrics import make_registry
 from monitor.probes import Probe
+from monitor.probes.dynamodb import DynamoDBProbe
 from monitor.probes.redis import RedisProbe
 from monitor.probes.runner import ProbeRunner, RoundSummary
 from monitor.reload import WATCH_INTERVAL, FileWatcher
@@ -61,6 +62,7 @@ class Monitor:
         )
         self._warned_insecure: set[str] = set()
         self._probes: dict[str, Probe] = {}
+        self._retired: list[Probe] = []  # replaced by a reload; closed at stop
         self.segments: dict[SegmentKey, Segment | None] = {}
         self._segment_fetched: dict[SegmentKey, float] = {}
 
@@ -87,10 +89,22 @@ class Monitor:
             if isinstance(probe, RedisProbe):
                 probe.forget_tls()  # certificate files may be what changed
                 probe.health_interval = new.probe.health_interval
+        if new.probe != old.probe and "dynamodb" in self._probes:
+            # Its clients carry the timeouts and pool size: build new ones.
+            self._retired.append(self._probes["dynamodb"])
+            self._probes["dynamodb"] = DynamoDBProbe(
+                self._log.bind(component="dynamodb"), new.probe
+            )
         self.state.stale_after = new.probe.stale_after
         self.config = new
         self.resolve()
         return restart
+
+    async def close_probes(self) -> None:
+        """Close every probe's shared clients, retired ones included."""
+        for probe in [*self._probes.values(), *self._retired]:
+            await probe.close()
+        self._retired.clear()
 
     async def open(self, stack: AsyncExitStack) -> None:
         """Create the clients; `stack` closes them."""
@@ -113,10 +127,13 @@ class Monitor:
             "redis": RedisProbe(
                 self._log.bind(component="redis"),
                 health_interval=self.config.probe.health_interval,
-            )
+            ),
+            "dynamodb": DynamoDBProbe(
+                self._log.bind(component="dynamodb"), self.config.probe
+            ),
         }
-        for probe in self._probes.values():
-            stack.push_async_callback(probe.close)
+        # Closing through the dict: a reload may have replaced a probe.
+        stack.push_async_callback(self.close_probes)
         self.state.runner = ProbeRunner(
             self._probes, self.config.probe, self._log.bind(component="probe")
         )

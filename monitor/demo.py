@@ -26,6 +26,8 @@ import redis.asyncio as aioredis
 
 from monitor.app import Daemon, wait_for_stop_signal
 from monitor.config import parse_config
+from monitor.demo_dynamodb import REGION as DYNAMODB_REGION
+from monitor.demo_dynamodb import start_dynamodb
 from monitor.layout import redis_synchronized_on_key
 from monitor.log import Redactor
 from monitor.simulator import Simulator, SimulatorServer
@@ -128,9 +130,14 @@ async def _keep_fresh(server: LocalRedis, key: str) -> None:
         await client.aclose()
 
 
-def demo_config(api_url: str, listen: str, stores: dict[str, int]) -> dict[str, Any]:
+def demo_config(
+    api_url: str,
+    listen: str,
+    stores: dict[str, int],
+    tables: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The daemon's configuration for the demo (secrets come by reference)."""
-    credentials = [
+    credentials: list[dict[str, Any]] = [
         {
             "match": {"integration_id": integration_id},
             "redis": {
@@ -143,6 +150,13 @@ def demo_config(api_url: str, listen: str, stores: dict[str, int]) -> dict[str, 
             },
         }
         for integration_id, port in stores.items()
+    ]
+    credentials += [
+        {
+            "match": {"integration_id": integration_id},
+            "dynamodb": {"endpoint_url": url, "region": DYNAMODB_REGION},
+        }
+        for integration_id, url in (tables or {}).items()
     ]
     config: dict[str, Any] = {
         "api": {
@@ -244,11 +258,13 @@ async def run_demo(
             SimulatorServer(simulator, host="127.0.0.1", port=0)
         )
         stores, writers = await _start_stores(stack, simulator, out)
+        tables, table_writers = await start_dynamodb(stack, simulator, out)
+        writers += table_writers
         env = {
             "LD_API_TOKEN": simulator.token,
             "DEMO_WRONG_PASSWORD": "not-the-password",
         }
-        config = parse_config(demo_config(server.url, listen, stores), env)
+        config = parse_config(demo_config(server.url, listen, stores, tables), env)
         daemon = Daemon(config, redactor)
         stack.push_async_callback(daemon.stop)
         await daemon.start()
@@ -260,7 +276,8 @@ async def run_demo(
             f"  JSON status   {base}/status\n"
             f"  simulated LaunchDarkly API  {server.url}\n"
             f"  simulator request counters  {server.url}/_sim/stats\n"
-            f"  local stores  {len(set(stores.values()))} redis-server processes\n"
+            f"  local stores  {len(set(stores.values()))} redis-server processes, "
+            f"{len(set(tables.values()))} moto (DynamoDB) server\n"
             "Press Ctrl-C to stop.",
             file=out,
             flush=True,

@@ -182,6 +182,7 @@ def configure_logging(
         "boto3",
         "urllib3",
         "asyncio",
+        "werkzeug",  # moto's server, in the demo and tests
     ):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 

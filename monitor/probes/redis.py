@@ -35,7 +35,7 @@ from monitor.layout import redis_synchronized_on_key
 from monitor.probes import CanaryResult, ProbeResult, Recorder, RedisHealth
 from monitor.probes.redis_health import (
     canary_commands,
-    evaluate_canary,
+    canary_results,
     health_from_info,
     parse_info,
     sample_membership,
@@ -268,7 +268,9 @@ class RedisProbe:
             replies = [kind, *[await _reply(conn) for _ in commands[1:]]]
             recorder.end()
             result = self._interpret(key, replies[0], replies[1], recorder, conn)
-            canaries = self._canaries(target, replies[2 : 2 + len(canary_reads)])
+            canaries = canary_results(
+                target.canaries, replies[2 : 2 + len(canary_reads)]
+            )
             if health_due:
                 await self._refresh_health(target, conn, replies[-1], recorder)
             return self._with_health(target.id, result, canaries)
@@ -337,17 +339,6 @@ class RedisProbe:
             membership_present=cached.membership if cached else None,
             canaries=canaries,
         )
-
-    def _canaries(self, target: Target, replies: list[Any]) -> tuple[CanaryResult, ...]:
-        results = []
-        pairs = iter(replies)
-        for check in target.canaries:
-            if check.segment_ref is not None and check.problem is None:
-                includes, excludes = next(pairs), next(pairs)
-            else:
-                includes = excludes = None
-            results.append(evaluate_canary(check, includes, excludes))
-        return tuple(results)
 
     def _connection(
         self, endpoint: RedisEndpoint, recorder: Recorder

@@ -1,4 +1,4 @@
-"""Redis checks beyond freshness: INFO, the membership sample, canary contexts.
+"""Redis checks beyond freshness: INFO, the membership sample, canary reads.
 
 All read-only and cheap: INFO and one capped SCAN every `health_interval`,
 two SMEMBERS per canary on every probe, pipelined with the metadata read.
@@ -17,6 +17,7 @@ from monitor.layout import (
     redis_membership_pattern,
 )
 from monitor.probes import CanaryResult, RedisHealth
+from monitor.probes.canary import checkable, evaluate_canary
 from monitor.targets import CanaryCheck
 
 # The membership sample: at most this many SCAN calls of this COUNT, and no
@@ -99,28 +100,32 @@ def canary_commands(
     """SMEMBERS of the include and exclude sets, two per checkable canary."""
     commands = []
     for check in checks:
-        if check.segment_ref is not None and check.problem is None:
+        if checkable(check):
             commands.append(("SMEMBERS", redis_include_key(prefix, check.context_hash)))
             commands.append(("SMEMBERS", redis_exclude_key(prefix, check.context_hash)))
     return commands
 
 
-def evaluate_canary(check: CanaryCheck, includes: Any, excludes: Any) -> CanaryResult:
-    """Apply the SDKs' membership rule (include wins over exclude) to one canary."""
-    ref = check.segment_ref
-    if check.problem is not None or ref is None:
-        return CanaryResult(
-            check.name, None, check.problem or "segment generation unknown"
+def canary_results(
+    checks: tuple[CanaryCheck, ...], replies: list[Any]
+) -> tuple[CanaryResult, ...]:
+    """Each canary's outcome from the SMEMBERS replies, in canary_commands' order."""
+    results = []
+    pairs = iter(replies)
+    for check in checks:
+        if not checkable(check):
+            results.append(evaluate_canary(check, (), ()))
+            continue
+        includes, excludes = next(pairs), next(pairs)
+        failed = next(
+            (r for r in (includes, excludes) if isinstance(r, ResponseError)), None
         )
-    for reply in (includes, excludes):
-        if isinstance(reply, ResponseError):
-            return CanaryResult(check.name, None, f"SMEMBERS failed: {reply}")
-    included = ref.encode() in includes
-    excluded = not included and ref.encode() in excludes
-    member = "included" if included else "excluded" if excluded else "not listed"
-    # "excluded" expects the context not to be a member: explicitly excluded,
-    # or not listed at all (the segment's own rules then decide).
-    ok = included if check.expect == "included" else not included
-    return CanaryResult(
-        check.name, ok, f"context is {member} for {ref}, expected {check.expect}"
-    )
+        if failed is not None:
+            results.append(evaluate_canary(check, (), (), f"SMEMBERS failed: {failed}"))
+            continue
+        results.append(
+            evaluate_canary(
+                check, {m.decode() for m in includes}, {m.decode() for m in excludes}
+            )
+        )
+    return tuple(results)

@@ -26,7 +26,7 @@ async def scrape_when_probed(port: int) -> str:
                         f"http://127.0.0.1:{port}/metrics"
                     ) as metrics:
                         text = await metrics.text()
-                    if text.count("ld_store_probe_up{") >= 5:
+                    if text.count("ld_store_probe_up{") >= 9:
                         return text
             await asyncio.sleep(0.05)
 
@@ -59,8 +59,9 @@ async def test_demo_probes_its_stores_and_stops_on_ctrl_c() -> None:
             for f in text_string_to_metric_families(await scrape_when_probed(port))
         }
         info = families["ld_store_integration_info"].samples
-        # The six bundled integrations plus the never-synced Redis the demo adds.
-        assert len(info) == 7
+        # The six bundled integrations plus the never-synced Redis and the
+        # missing-table DynamoDB integration the demo adds.
+        assert len(info) == 8
         assert {s.labels["project"] for s in info} == {"web", "mobile"}
         available = {
             s.labels["integration_id"]: s.value

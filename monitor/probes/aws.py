@@ -1,0 +1,235 @@
+"""AWS clients for the DynamoDB probe: shared, credentialed once, closed together.
+
+Credentials come from the standard chain (environment, shared files, web
+identity / IRSA, container and instance roles), resolved once per process
+by one aiobotocore session; refreshable chain credentials (IRSA, instance
+roles) renew themselves. A target with a `role_arn` gets that role, assumed
+through STS with the chain's credentials and renewed by aiobotocore's
+refreshable credentials shortly before they expire (15 minutes ahead, at
+the latest 10), never on every probe. STS is reached the standard way
+(`AWS_ENDPOINT_URL_STS` or the config file's `services` section can point it
+elsewhere), not through the target's DynamoDB `endpoint_url`, which may be a
+VPC endpoint that serves DynamoDB only.
+
+One client per (region, endpoint_url, role, external id): probes of many
+tables behind one endpoint share its connection pool. Exceptions are not
+translated here; `probes/dynamodb.py` does that at its boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiobotocore.credentials import (
+    AioCredentialResolver,
+    AioDeferredRefreshableCredentials,
+)
+from aiobotocore.session import AioSession
+from botocore.config import Config
+from botocore.exceptions import NoCredentialsError
+
+from monitor.targets import DynamoDBEndpoint
+
+ROLE_SESSION_NAME = "ld-store-monitor"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """What makes two targets' clients interchangeable."""
+
+    region: str | None
+    endpoint_url: str | None
+    role_arn: str | None
+    external_id: str | None
+
+    @classmethod
+    def of(cls, endpoint: DynamoDBEndpoint) -> ClientKey:
+        """The key of the client that reaches `endpoint`."""
+        return cls(
+            endpoint.region,
+            endpoint.endpoint_url,
+            endpoint.role_arn,
+            endpoint.external_id if endpoint.role_arn else None,
+        )
+
+
+def client_config(timeout: float, max_connections: int) -> Config:
+    """botocore settings for a probe that must finish within `timeout` seconds.
+
+    Two attempts in all (botocore's `max_attempts` would count retries, so
+    `max_attempts=2` means three), so a throttled table costs one short retry
+    (standard mode waits up to 1 s first), not a round. Connect and read
+    timeouts are half the probe timeout so that both attempts fit before the
+    runner's deadline.
+    """
+    per_attempt = max(timeout / 2, 0.05)
+    return Config(
+        connect_timeout=per_attempt,
+        read_timeout=per_attempt,
+        retries={"total_max_attempts": 2, "mode": "standard"},
+        max_pool_connections=max_connections,
+        user_agent_appid="ld-store-monitor",
+    )
+
+
+class _RoleProvider:
+    """A credential provider that hands out one role's refreshable credentials."""
+
+    METHOD = "assume-role"
+    CANONICAL_NAME = "ld-store-monitor-assume-role"
+
+    def __init__(self, credentials: AioDeferredRefreshableCredentials) -> None:
+        self._credentials = credentials
+
+    async def load(self) -> AioDeferredRefreshableCredentials:
+        """The role's credentials (STS is called when they are first used)."""
+        return self._credentials
+
+
+class AssumedRole:
+    """One role's credentials: assumed through STS, renewed before they expire."""
+
+    def __init__(
+        self,
+        base: AioSession,
+        key: ClientKey,
+        config: Config,
+        logger: structlog.stdlib.BoundLogger,
+        clock: Callable[[], float],
+    ) -> None:
+        self._base = base
+        self._key = key
+        self._config = config
+        self._log = logger
+        self.calls = 0  # AssumeRole requests sent, for tests and /status
+        self.credentials = AioDeferredRefreshableCredentials(
+            refresh_using=self._assume,
+            method="assume-role",
+            time_fetcher=lambda: dt.datetime.fromtimestamp(clock(), tz=dt.UTC),
+        )
+
+    async def _assume(self) -> dict[str, Any]:
+        """Call STS AssumeRole with the chain's credentials (the refresh callback)."""
+        params: dict[str, Any] = {
+            "RoleArn": self._key.role_arn,
+            "RoleSessionName": ROLE_SESSION_NAME,
+        }
+        if self._key.external_id:
+            params["ExternalId"] = self._key.external_id
+        self.calls += 1
+        async with self._base.create_client(
+            "sts", region_name=self._key.region, config=self._config
+        ) as sts:
+            response = await sts.assume_role(**params)
+        credentials = response["Credentials"]
+        expiration: dt.datetime = credentials["Expiration"]
+        self._log.info(
+            "dynamodb.role_assumed",
+            role_arn=self._key.role_arn,
+            expires=expiration.isoformat(),
+        )
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": expiration.isoformat(),
+        }
+
+
+class AwsClients:
+    """DynamoDB clients shared by every probe, created on first use, closed together."""
+
+    def __init__(
+        self,
+        config: Config,
+        logger: structlog.stdlib.BoundLogger,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._log = logger
+        self._clock = clock
+        self._base = AioSession()
+        self._clients: dict[ClientKey, Any] = {}
+        self._roles: dict[ClientKey, AssumedRole] = {}
+        self._sessions: dict[ClientKey, AioSession] = {}
+        self._locks: dict[ClientKey, asyncio.Lock] = {}
+
+    def cached(self, key: ClientKey) -> Any | None:
+        """The client for `key` if it exists already."""
+        return self._clients.get(key)
+
+    @property
+    def open_clients(self) -> int:
+        """How many DynamoDB clients are open."""
+        return len(self._clients)
+
+    @property
+    def assume_role_calls(self) -> int:
+        """AssumeRole requests sent since start, over every role."""
+        return sum(role.calls for role in self._roles.values())
+
+    async def client(self, key: ClientKey) -> Any:
+        """The client for `key`, creating it (and resolving credentials) if needed.
+
+        Credentials are resolved before the client exists, so a missing
+        credential or a refused AssumeRole leaves nothing half-made behind and
+        the next probe simply tries again.
+        """
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            existing = self._clients.get(key)
+            if existing is not None:
+                return existing
+            session = self._session(key)
+            credentials = await session.get_credentials()
+            if credentials is None:
+                raise NoCredentialsError
+            await credentials.get_frozen_credentials()  # AssumeRole, once, now
+            client = await session.create_client(
+                "dynamodb",
+                region_name=key.region,
+                endpoint_url=key.endpoint_url,
+                config=self._config,
+            ).__aenter__()
+            self._clients[key] = client
+            self._log.debug(
+                "dynamodb.client_created",
+                region=client.meta.region_name,
+                endpoint_url=client.meta.endpoint_url,
+                role_arn=key.role_arn,
+            )
+            return client
+
+    def _session(self, key: ClientKey) -> AioSession:
+        if key.role_arn is None:
+            return self._base
+        role_key = ClientKey(key.region, None, key.role_arn, key.external_id)
+        session = self._sessions.get(role_key)
+        if session is None:
+            role = AssumedRole(
+                self._base, role_key, self._config, self._log, self._clock
+            )
+            session = AioSession()
+            session.register_component(
+                "credential_provider",
+                AioCredentialResolver(providers=[_RoleProvider(role.credentials)]),
+            )
+            self._roles[role_key] = role
+            self._sessions[role_key] = session
+        return session
+
+    async def close(self) -> None:
+        """Close every client; later probes start afresh."""
+        clients = list(self._clients.values())
+        self._clients.clear()
+        self._roles.clear()
+        self._sessions.clear()
+        self._locks.clear()
+        for client in clients:
+            await client.__aexit__(None, None, None)

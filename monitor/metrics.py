@@ -15,9 +15,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.discovery import DiscoveredIntegration
 from monitor.probes import ProbeResult
 from monitor.probes.runner import TargetRecord
+from monitor.report import sync_disagreement
 from monitor.state import LABEL_NAMES, MonitorState, labels_of
 
 PREFIX = "ld_store_"
@@ -347,35 +347,6 @@ class _ProbeFamilies:
         for canary in result.canaries:
             if canary.ok is not None:
                 self.canary_ok.add_metric([*labels, canary.name], _b(canary.ok))
-
-
-def sync_disagreement(
-    item: DiscoveredIntegration | None,
-    result: ProbeResult,
-    now: float,
-    stale_after: float,
-) -> bool | None:
-    """Do LaunchDarkly and the store contradict each other? None when unknown.
-
-    1 when LaunchDarkly reports a recent sync (lastSync within half the stale
-    threshold, not unavailable) but the store's synchronizedOn is stale or
-    missing (wrong prefix, a different store than LaunchDarkly writes, a
-    one-sided network fault), or when LaunchDarkly reports the store
-    unavailable while the store is fresh (only someone else writes it, or
-    LaunchDarkly cannot reach what the cluster reaches). Half the threshold
-    keeps the two sides' different refresh times from flapping the signal.
-    """
-    if item is None or not result.read_ok:
-        return None
-    status = item.integration.status
-    available, stale = result.sdk_status(now, stale_after)
-    store_fresh = available and not stale
-    if status.available is False:
-        return store_fresh
-    if status.last_sync_ms is None:
-        return None
-    api_recent = now - status.last_sync_ms / 1000.0 <= stale_after / 2
-    return api_recent and not store_fresh
 
 
 def make_registry(

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from monitor import __version__
 from monitor.discovery import DiscoveredIntegration
+from monitor.probes import ProbeResult
 from monitor.probes.runner import TargetRecord
 from monitor.state import MonitorState
 from monitor.targets import Target
@@ -74,6 +76,35 @@ def _api_part(item: DiscoveredIntegration, now: float) -> dict[str, Any]:
     }
 
 
+def sync_disagreement(
+    item: DiscoveredIntegration | None,
+    result: ProbeResult,
+    now: float,
+    stale_after: float,
+) -> bool | None:
+    """Do LaunchDarkly and the store contradict each other? None when unknown.
+
+    1 when LaunchDarkly reports a recent sync (lastSync within half the stale
+    threshold, not unavailable) but the store's synchronizedOn is stale or
+    missing (wrong prefix, a different store than LaunchDarkly writes, a
+    one-sided network fault), or when LaunchDarkly reports the store
+    unavailable while the store is fresh (only someone else writes it, or
+    LaunchDarkly cannot reach what the cluster reaches). Half the threshold
+    keeps the two sides' different refresh times from flapping the signal.
+    """
+    if item is None or not result.read_ok:
+        return None
+    status = item.integration.status
+    available, stale = result.sdk_status(now, stale_after)
+    store_fresh = available and not stale
+    if status.available is False:
+        return store_fresh
+    if status.last_sync_ms is None:
+        return None
+    api_recent = now - status.last_sync_ms / 1000.0 <= stale_after / 2
+    return api_recent and not store_fresh
+
+
 def probe_part(
     target: Target, record: TargetRecord | None, now: float, stale_after: float
 ) -> dict[str, Any] | None:
@@ -87,12 +118,15 @@ def probe_part(
         if result.synchronized_on_ms is None
         else result.synchronized_on_ms / 1000.0
     )
+    notes = _notes(result, now)
     if not available:
         verdict = "unavailable"
     elif stale:
         verdict = "stale"
-    elif result.reason is not None:
+    elif result.reason is not None or any(n["severity"] == "failing" for n in notes):
         verdict = "failing"
+    elif notes:
+        verdict = "degraded"
     else:
         verdict = "healthy"
     return {
@@ -111,20 +145,80 @@ def probe_part(
         "consecutive_failures": record.consecutive_failures,
         "backoff_seconds": record.backoff,
         "failures": {str(k): v for k, v in sorted(record.failures.items())},
+        "membership_present": result.membership_present,
+        "canaries": [
+            {"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.canaries
+        ],
+        "redis": None
+        if result.redis is None
+        else {**asdict(result.redis), "eviction_unsafe": result.redis.eviction_unsafe},
+        "table": None if result.table is None else asdict(result.table),
+        "notes": notes,
         "verdict": verdict,
     }
 
 
+# A certificate expiring within this many days is worth a note on the page.
+TLS_NOTE_DAYS = 14
+
+
+def _notes(result: ProbeResult, now: float) -> list[dict[str, str]]:
+    """Findings beyond available/stale: failing (wrong now) or degraded (a risk)."""
+    notes = []
+    for canary in result.canaries:
+        if canary.ok is False:
+            notes.append(
+                {
+                    "severity": "failing",
+                    "text": f"canary {canary.name}: {canary.detail}",
+                }
+            )
+    if result.membership_present is False:
+        notes.append(
+            {
+                "severity": "failing",
+                "text": "no membership data: every context reads as not included",
+            }
+        )
+    if result.redis is not None and result.redis.eviction_unsafe:
+        policy = result.redis.maxmemory_policy
+        notes.append(
+            {
+                "severity": "degraded",
+                "text": f"{policy} with maxmemory can evict big segment keys",
+            }
+        )
+    if (
+        result.tls_not_after is not None
+        and result.tls_not_after - now < TLS_NOTE_DAYS * 86400
+    ):
+        days = (result.tls_not_after - now) / 86400
+        notes.append(
+            {
+                "severity": "degraded",
+                "text": f"TLS certificate expires in {days:.1f} days",
+            }
+        )
+    return notes
+
+
 def overall_verdict(
-    target: Target, api: dict[str, Any] | None, probe: dict[str, Any] | None
+    target: Target,
+    api: dict[str, Any] | None,
+    probe: dict[str, Any] | None,
+    disagreement: bool | None,
 ) -> str:
-    """One word for the row: the store's side first, then LaunchDarkly's."""
+    """One word for the row: the store first, then both sides compared, then the API."""
     if not target.on:
         return "off"
     if probe is None:
         return "pending"
-    if probe["verdict"] != "healthy":
+    if probe["verdict"] in {"unavailable", "stale", "failing"}:
         return str(probe["verdict"])
+    if disagreement:
+        return "disagreement"
+    if probe["verdict"] == "degraded":
+        return "degraded"
     if api is not None and api["verdict"] in {"unavailable", "stale", "degraded"}:
         return "degraded"
     return "healthy"
@@ -140,6 +234,9 @@ def target_row(
     """The report row of one target (and its integration, when it has one)."""
     api = _api_part(item, now) if item is not None else None
     probe = probe_part(target, record, now, stale_after)
+    disagreement = None
+    if record is not None and record.result is not None:
+        disagreement = sync_disagreement(item, record.result, now, stale_after)
     return {
         "id": target.id,
         "source": target.source,
@@ -153,7 +250,8 @@ def target_row(
         "problem": target.problem,
         "api": api,
         "probe": probe,
-        "verdict": overall_verdict(target, api, probe),
+        "disagreement": disagreement,
+        "verdict": overall_verdict(target, api, probe, disagreement),
     }
 
 

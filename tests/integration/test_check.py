@@ -98,6 +98,7 @@ async def test_healthy_store_exits_0_with_a_readable_table(
     """A fresh store: exit 0, a table row with the store address and `healthy`."""
     with redis_plain.admin() as client:
         client.set(KEY, str(int(time.time() * 1000)))
+        client.sadd(f"{CID}:big_segment_include:someone", "segment.g1")
     code, out, err = await run_check(
         "--config", str(write_config(tmp_path, api_url, redis_plain))
     )

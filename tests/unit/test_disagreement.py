@@ -6,7 +6,7 @@ import pytest
 
 from monitor.discovery import DiscoveredIntegration
 from monitor.launchdarkly.models import ApiStatus, Integration
-from monitor.metrics import sync_disagreement
+from monitor.report import sync_disagreement
 from monitor.probes import ProbeResult
 
 NOW = 1_800_000_000.0

@@ -39,7 +39,7 @@ PROVISIONING = ROOT / "grafana/provisioning"
 GRAFANA_RULES = PROVISIONING / "alerting/ld-store-monitor-rules.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 CONSTRAINTS = ROOT / "requirements/constraints.txt"
-RUNBOOK = ROOT / "docs/runbook.md"
+RUNBOOK = ROOT / "README.md"
 RUNBOOK_URL = (
     "https://github.com/ld-store-monitor/ld-store-monitor/blob/main/README.md#"
 )
@@ -725,7 +725,7 @@ def test_kustomize_builds_the_base_and_the_sharded_variant(tmp_path: Path) -> No
     )
     _check_sharded_render(_run(kubectl, "kustomize", str(copy)), tmp_path)
 
-    # 2. an overlay of one's own, as docs/deploy.md shows it
+    # 2. an overlay of one's own, as the README's Deploy section shows it
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     relative = os.path.relpath(K8S, overlay)

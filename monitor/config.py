@@ -555,7 +555,9 @@ def _resolve_secrets(
                     "api.token: no API token: "
                     f"set {TOKEN_ENV}, api.token or api.token_file"
                 )
-        elif api.get("token") == "":
+        elif api.get("token") == "" and not any(
+            p.startswith("api.token:") for p in problems
+        ):
             problems.append("api.token: the token is empty")
     for list_key, sub_key in (("credentials", "redis"), ("targets", None)):
         entries = data.get(list_key)

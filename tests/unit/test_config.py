@@ -379,3 +379,10 @@ def test_config_models_are_frozen() -> None:
     config: Config = parse_config({}, ENV)
     with pytest.raises(ValueError, match="frozen"):
         config.api.interval = 1  # the point of the test
+
+
+def test_unset_token_variable_is_reported_once() -> None:
+    """An unset ${LD_API_TOKEN} is one problem, not also "the token is empty"."""
+    assert problems_of({"api": {"token": "${LD_API_TOKEN}"}}, env={}) == [
+        "api.token: environment variable LD_API_TOKEN is not set"
+    ]

@@ -28,7 +28,12 @@ from monitor.app import Daemon, wait_for_stop_signal
 from monitor.config import parse_config
 from monitor.demo_dynamodb import REGION as DYNAMODB_REGION
 from monitor.demo_dynamodb import start_dynamodb
-from monitor.layout import redis_synchronized_on_key
+from monitor.layout import (
+    context_hash,
+    redis_include_key,
+    redis_synchronized_on_key,
+    segment_ref,
+)
 from monitor.log import Redactor
 from monitor.simulator import Simulator, SimulatorServer
 from monitor.simulator.scenario import load_demo_scenario
@@ -40,6 +45,8 @@ STALE = "65a1c2d3e4f5061728394a02"  # web/staging: synchronizedOn 15 minutes old
 WRONG_PASSWORD = "65a1c2d3e4f5061728394a04"  # noqa: S105 -- an integration id
 NEVER_SYNCED = "65a1c2d3e4f5061728394a07"  # added by the demo: an empty store
 SYNC_EVERY = 5.0  # seconds between the demo's own "LaunchDarkly" writes
+# A member of web's beta-users segment in every demo store (membership data).
+DEMO_CONTEXT = "demo-user-1"
 
 
 @dataclass
@@ -219,6 +226,16 @@ async def _start_stores(
         await admin.set(
             redis_synchronized_on_key("launchdarkly"), str(int(time.time() * 1000))
         )
+        # Membership data, as LaunchDarkly writes it: one context in beta-users.
+        for prefix in (
+            prefixes["web"]["production"],
+            prefixes["web"]["staging"],
+            "launchdarkly",
+        ):
+            await admin.sadd(
+                redis_include_key(prefix, context_hash(DEMO_CONTEXT)),
+                segment_ref("beta-users", 2),
+            )
     finally:
         await admin.aclose()
     simulator.add_integration(

@@ -16,10 +16,14 @@ from typing import Any, TextIO
 import boto3
 
 from monitor.layout import (
+    DYNAMODB_INCLUDED_ATTRIBUTE,
     DYNAMODB_PARTITION_KEY,
     DYNAMODB_SORT_KEY,
     DYNAMODB_SYNC_ATTRIBUTE,
+    context_hash,
+    dynamodb_membership_namespace,
     dynamodb_metadata_key,
+    segment_ref,
 )
 from monitor.simulator import Simulator
 
@@ -63,6 +67,18 @@ def _put_sync(client: Any, table: str, prefix: str, when_ms: int) -> None:
             DYNAMODB_PARTITION_KEY: {"S": key},
             DYNAMODB_SORT_KEY: {"S": key},
             DYNAMODB_SYNC_ATTRIBUTE: {"N": str(when_ms)},
+        },
+    )
+
+
+def _put_membership(client: Any, table: str, prefix: str) -> None:
+    """One context in beta-users, as LaunchDarkly writes membership items."""
+    client.put_item(
+        TableName=table,
+        Item={
+            DYNAMODB_PARTITION_KEY: {"S": dynamodb_membership_namespace(prefix)},
+            DYNAMODB_SORT_KEY: {"S": context_hash("demo-user-1")},
+            DYNAMODB_INCLUDED_ATTRIBUTE: {"SS": [segment_ref("beta-users", 2)]},
         },
     )
 
@@ -128,6 +144,7 @@ async def start_dynamodb(
             int((time.time() - 2 * 86400) * 1000),
         )
         _create_table(client, tables[WRONG_SCHEMA], "pk", "sk")
+        _put_membership(client, tables[HEALTHY], prefixes["web"]["production"])
 
     await asyncio.to_thread(setup)
     simulator.add_integration(

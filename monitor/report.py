@@ -212,6 +212,9 @@ def overall_verdict(
     if not target.on:
         return "off"
     if probe is None:
+        # Not probed (yet): LaunchDarkly's word is all there is.
+        if api is not None and api["verdict"] in {"unavailable", "stale", "degraded"}:
+            return str(api["verdict"])
         return "pending"
     if probe["verdict"] in {"unavailable", "stale", "failing"}:
         return str(probe["verdict"])

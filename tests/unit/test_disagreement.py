@@ -6,8 +6,8 @@ import pytest
 
 from monitor.discovery import DiscoveredIntegration
 from monitor.launchdarkly.models import ApiStatus, Integration
-from monitor.report import sync_disagreement
 from monitor.probes import ProbeResult
+from monitor.report import sync_disagreement
 
 NOW = 1_800_000_000.0
 STALE_AFTER = 120.0

@@ -66,9 +66,7 @@ class DebugProber:
         if not integration_id:
             return DebugReply(
                 400,
-                {
-                    "error": "give ?integration_id=<integration _id or target name>"
-                },
+                {"error": "give ?integration_id=<integration _id or target name>"},
             )
         target = next((t for t in self._state.targets if t.id == integration_id), None)
         if target is None:

@@ -107,6 +107,8 @@ class Discovery:
         try:
             listed = await self._client.list_integrations(problems)
         except ApiError as err:
+            if err.kind == ApiErrorKind.MALFORMED:
+                problems.add("reply", str(err))  # the whole reply was unusable
             self._count_problems(problems)
             self.view = dataclasses.replace(
                 self.view, api_up=False, last_error=str(err)
@@ -170,6 +172,8 @@ class Discovery:
                         item.project, item.environment, item.kind, item.id, problems
                     )
                 except ApiError as err:
+                    if err.kind == ApiErrorKind.MALFORMED:
+                        problems.add(f"integration {item.id}", str(err))
                     if err.kind == ApiErrorKind.NOT_FOUND:
                         deleted.add(item.id)
                         self._log.info(

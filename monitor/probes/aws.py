@@ -58,20 +58,26 @@ class ClientKey:
         )
 
 
+# botocore's standard retry mode waits up to this long before its retry.
+RETRY_WAIT = 1.0
+
+
 def client_config(timeout: float, max_connections: int) -> Config:
     """botocore settings for a probe that must finish within `timeout` seconds.
 
     Two attempts in all (botocore's `max_attempts` would count retries, so
-    `max_attempts=2` means three), so a throttled table costs one short retry
-    (standard mode waits up to 1 s first), not a round. Connect and read
-    timeouts are half the probe timeout so that both attempts fit before the
-    runner's deadline.
+    `max_attempts=2` means three), so a throttled table costs one short retry,
+    not a round; but only when both attempts and the retry's wait (up to
+    RETRY_WAIT) fit before the runner's deadline. With a shorter probe timeout
+    there is one attempt, so a quick failure keeps its own reason instead of
+    turning into a timeout. Connect and read timeouts share the rest.
     """
-    per_attempt = max(timeout / 2, 0.05)
+    attempts = 2 if timeout >= 2 * RETRY_WAIT + 1.0 else 1
+    per_attempt = max((timeout - (attempts - 1) * RETRY_WAIT) / (2 * attempts), 0.05)
     return Config(
         connect_timeout=per_attempt,
         read_timeout=per_attempt,
-        retries={"total_max_attempts": 2, "mode": "standard"},
+        retries={"total_max_attempts": attempts, "mode": "standard"},
         max_pool_connections=max_connections,
         user_agent_appid="ld-store-monitor",
     )

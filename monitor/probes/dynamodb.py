@@ -114,6 +114,7 @@ class _Findings:
     schema_ok: bool | None = None
     synchronized_on_ms: int | None = None
     table: TableInfo | None = None
+    unreachable: bool = False  # a call got no HTTP answer at all
     problems: list[tuple[Reason, str]] = field(default_factory=list)
 
     def reason(self) -> Reason | None:
@@ -185,7 +186,9 @@ class DynamoDBProbe:
             recorder.end()
         table_key = (key, endpoint.table)
         await self._describe(client, table_key, found, recorder)
-        if not any(reason in _FATAL for reason, _ in found.problems):
+        if not found.unreachable and not any(
+            reason in _FATAL for reason, _ in found.problems
+        ):
             await self._read_metadata(
                 client, endpoint.table, target.prefix, found, recorder
             )
@@ -252,6 +255,10 @@ class DynamoDBProbe:
                 found.up = found.up or authenticated
                 recorder.authenticated = found.up
                 found.problems.append((reason, message))
+                # No HTTP answer at all (a reset, a reply cut short): GetItem
+                # would meet the same connection trouble, so don't spend the
+                # deadline on it.
+                found.unreachable = isinstance(err, BotoCoreError)
                 return
             table = response["Table"]
             found.up = recorder.authenticated = True

@@ -19,7 +19,7 @@ from typing import Any
 
 import redis.asyncio.connection as redis_connection
 import structlog
-from redis.backoff import NoBackoff
+from redis.event import EventDispatcher
 from redis.exceptions import (
     AuthenticationError,
     NoPermissionError,
@@ -28,7 +28,6 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from monitor.errors import Reason
 from monitor.layout import redis_synchronized_on_key
@@ -222,6 +221,7 @@ class RedisProbe:
         self._contexts: dict[TlsSettings, ssl.SSLContext] = {}
         self._health: dict[str, _Health] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._events = EventDispatcher()
 
     def ssl_context(self, tls: TlsSettings) -> ssl.SSLContext:
         """A cached client context for these TLS settings."""
@@ -359,7 +359,10 @@ class RedisProbe:
             # minimal read-only ACL user and old servers both work.
             protocol=2,
             driver_info=None,
-            retry=Retry(NoBackoff(), 0),
+            # No retry= and no retry_on_error: redis-py then uses
+            # Retry(NoBackoff(), 0), one attempt, without deep-copying a
+            # Retry object per connection.
+            event_dispatcher=self._events,  # one dispatcher, not one per probe
             socket_timeout=None,  # the runner's per-probe deadline bounds everything
             socket_connect_timeout=None,
             health_check_interval=0,

@@ -26,7 +26,6 @@ from monitor.errors import ApiError, ApiErrorKind, ConfigError
 from monitor.launchdarkly.client import LaunchDarklyClient
 from monitor.launchdarkly.models import Problems, Segment
 from monitor.log import Redactor
-from monitor.metrics import make_registry
 from monitor.probes import Probe
 from monitor.probes.dynamodb import DynamoDBProbe
 from monitor.probes.redis import RedisProbe
@@ -303,10 +302,7 @@ class Daemon:
     async def start(self) -> None:
         """Open the clients, start serving and start the loops."""
         await self.monitor.open(self._stack)
-        registry = make_registry(self.state)
-        app = make_web_app(
-            self.state, registry, self._redactor, lambda: build_report(self.state)
-        )
+        app = make_web_app(self.state, self._redactor, lambda: build_report(self.state))
         runner = web.AppRunner(
             app,
             handle_signals=False,

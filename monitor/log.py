@@ -71,6 +71,11 @@ class Redactor:
             sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
         )
 
+    @property
+    def has_secrets(self) -> bool:
+        """True when there are known secret values to mask."""
+        return bool(self._secrets)
+
     def known(self, value: str) -> str:
         """`value` with the known secret values masked (no pattern matching)."""
         for secret in self._secrets:

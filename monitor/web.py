@@ -8,17 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
 from monitor.debug import DebugProber
 from monitor.log import Redactor
+from monitor.metrics import render_metrics
 from monitor.page import render_page
 from monitor.state import MonitorState
 
 STATE = web.AppKey("state", MonitorState)
-REGISTRY = web.AppKey("registry", CollectorRegistry)
 REDACTOR = web.AppKey("redactor", Redactor)
 StatusBuilder = Callable[[], dict[str, Any]]
 STATUS_BUILDER: web.AppKey[StatusBuilder] = web.AppKey("status_builder")
@@ -27,13 +26,15 @@ DEBUG = web.AppKey("debug", DebugProber)
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition; OpenMetrics when the scraper asks for it."""
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    _, content_type = choose_encoder(request.headers.get("Accept", ""))
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    body = render_metrics(request.app[STATE], openmetrics=openmetrics)
     # Only known secret values are masked here (a fast substring check): label
     # values come from LaunchDarkly keys and names, never from secret fields.
-    body = request.app[REDACTOR].known(encoder(request.app[REGISTRY]).decode("utf-8"))
-    return web.Response(
-        body=body.encode("utf-8"), headers={"Content-Type": content_type}
-    )
+    redactor = request.app[REDACTOR]
+    if redactor.has_secrets:
+        body = redactor.known(body.decode("utf-8")).encode("utf-8")
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def healthy(request: web.Request) -> web.Response:
@@ -88,14 +89,12 @@ async def debug_probe(request: web.Request) -> web.Response:
 
 def make_web_app(
     state: MonitorState,
-    registry: CollectorRegistry,
     redactor: Redactor,
     status_builder: Callable[[], dict[str, Any]],
 ) -> web.Application:
     """The aiohttp application serving every endpoint."""
     app = web.Application()
     app[STATE] = state
-    app[REGISTRY] = registry
     app[REDACTOR] = redactor
     app[STATUS_BUILDER] = status_builder
     app[DEBUG] = DebugProber(state)

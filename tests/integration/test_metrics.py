@@ -8,9 +8,6 @@ import aiohttp
 import pytest
 import structlog
 from prometheus_client import generate_latest
-from prometheus_client.openmetrics.exposition import (
-    generate_latest as generate_openmetrics,
-)
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
@@ -19,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from monitor.config import ApiConfig, Filters
 from monitor.discovery import Discovery
 from monitor.launchdarkly.client import LaunchDarklyClient
-from monitor.metrics import make_registry
+from monitor.metrics import make_registry, render_metrics
 from monitor.simulator import Scenario, Simulator, SimulatorServer
 from monitor.state import MonitorState
 
@@ -209,15 +206,29 @@ async def test_api_status_metrics_per_state(
 async def test_exposition_parses_as_text_and_openmetrics(
     state: tuple[MonitorState, Simulator],
 ) -> None:
-    """Both formats parse with prometheus_client's parsers and carry the same samples."""
+    """The daemon's own writer: both formats parse with prometheus_client's parsers, same samples."""
     monitor_state, _ = state
-    registry = make_registry(monitor_state, clock=lambda: NOW)
-    text = samples(generate_latest(registry).decode())
-    openmetrics = samples(generate_openmetrics(registry).decode(), openmetrics=True)  # type: ignore[no-untyped-call]  # untyped upstream
-    # OpenMetrics adds _created for counters; everything else must match exactly.
-    assert {
-        k: v for k, v in openmetrics.items() if not k[0].endswith("_created")
-    } == text
+    text = render_metrics(monitor_state, clock=lambda: NOW).decode()
+    openmetrics = render_metrics(
+        monitor_state, openmetrics=True, clock=lambda: NOW
+    ).decode()
+    assert openmetrics.endswith("# EOF\n")
+    assert samples(openmetrics, openmetrics=True) == samples(text)
+    assert "# TYPE ld_store_api_errors counter" in openmetrics
+    assert "# TYPE ld_store_api_errors_total counter" in text
+
+
+async def test_writer_matches_prometheus_client_output(
+    state: tuple[MonitorState, Simulator],
+) -> None:
+    """Re-encoding the parsed families with prometheus_client gives the same samples."""
+    monitor_state, _ = state
+    ours = samples(render_metrics(monitor_state, clock=lambda: NOW).decode())
+    theirs = samples(
+        generate_latest(make_registry(monitor_state, clock=lambda: NOW)).decode()
+    )
+    assert ours == theirs
+    assert len(ours) > 20
 
 
 async def test_deleted_integration_series_disappear(

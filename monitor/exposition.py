@@ -1,0 +1,77 @@
+"""A fast writer of the Prometheus text format and OpenMetrics.
+
+prometheus_client builds a Sample object per series and formats it on
+output; at 5,000 integrations that is ~100,000 samples and close to a second
+per scrape. Here each family keeps its sample lines as text, and the label
+set of a target is rendered once per scrape and shared by every family, so
+a scrape costs a few string joins per sample. The output is identical in
+shape to prometheus_client's and both formats are checked with its parsers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+Kind = Literal["gauge", "counter"]
+
+
+def escape(value: str) -> str:
+    """A label value escaped for the exposition formats."""
+    if "\\" in value or '"' in value or "\n" in value:
+        value = value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+def label_string(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """`a="1",b="2"`: the inside of a label set."""
+    return ",".join(
+        f'{name}="{escape(value)}"' for name, value in zip(names, values, strict=True)
+    )
+
+
+def format_value(value: float) -> str:
+    """A sample value as Prometheus parsers read it."""
+    if value != value:  # noqa: PLR0124 -- NaN is the one value unequal to itself
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+class Family:
+    """One metric family: its header and the text of its samples."""
+
+    __slots__ = ("help", "kind", "lines", "name", "sample")
+
+    def __init__(self, name: str, kind: Kind, documentation: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.help = documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        # Counters' samples carry the _total suffix in both formats.
+        self.sample = f"{name}_total" if kind == "counter" else name
+        self.lines: list[str] = []
+
+    def add(self, labels: str, value: float, extra: str = "") -> None:
+        """One sample: `labels` is a rendered label set, `extra` more to append."""
+        if extra:
+            labels = f"{labels},{extra}" if labels else extra
+        body = f"{{{labels}}}" if labels else ""
+        self.lines.append(f"{self.sample}{body} {format_value(value)}\n")
+
+    def header(self, openmetrics: bool) -> str:
+        """HELP and TYPE lines in the chosen format."""
+        if openmetrics:
+            return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.kind}\n"
+        return f"# HELP {self.sample} {self.help}\n# TYPE {self.sample} {self.kind}\n"
+
+
+def render(families: list[Family], *, openmetrics: bool) -> bytes:
+    """The whole exposition."""
+    parts: list[str] = []
+    for family in families:
+        parts.append(family.header(openmetrics))
+        parts.extend(family.lines)
+    if openmetrics:
+        parts.append("# EOF\n")
+    return "".join(parts).encode("utf-8")

@@ -1,0 +1,1 @@
+"""Benchmarks: the monitor measured against the physical floor of the same work."""

@@ -1,0 +1,264 @@
+"""`/metrics` at 5,000 integrations against the same families pre-built.
+
+The state is filled the real way: the monitor discovers 5,000 integrations
+from the API simulator and probes their four redis-servers once (so the
+health series, INFO and the membership sample, are there too). Then, with
+the clock fixed so both sides print the same ages:
+
+- monitor: `render_metrics(state)` in the text format and in OpenMetrics
+  (what `/metrics` serves), and the whole aiohttp handler (`choose_encoder`,
+  render, known-secret masking) through a real HTTP GET with Prometheus'
+  Accept header;
+- floor: prometheus_client's `generate_latest` (text and OpenMetrics) over a
+  trivial collector that yields the same families, built once beforehand
+  with `GaugeMetricFamily` and `CounterMetricFamily` (same names, help,
+  labels and values), and an HTTP handler that only encodes and returns.
+  Both outputs are parsed back and checked to hold the same samples before
+  anything is timed.
+
+    .venv/bin/python bench/scrape.py [--quick] [--repeat 5] [--json]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.openmetrics.exposition import (
+    generate_latest as generate_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+from bench.fleet import (
+    config_document,
+    load_config,
+    opened_monitor,
+    redis_fleet,
+    served_simulator,
+)
+from bench.harness import (
+    Options,
+    Report,
+    parse_options,
+    progress,
+    ratios,
+    spied,
+)
+from bench.stores import RedisStores
+from monitor.log import Redactor
+from monitor.metrics import render_metrics
+from monitor.report import build_report
+from monitor.state import MonitorState
+from monitor.web import make_web_app
+
+RATIO_TARGET = 1.5
+TIME_TARGET_MS = 100.0
+# What Prometheus 2.x and 3.x send: OpenMetrics first.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,"
+    "application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+class Prebuilt(Collector):
+    """Yields families built beforehand: the floor of a scrape."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        """The prebuilt families, as they are."""
+        return self._families
+
+
+def prebuild(collected: Iterable[Metric]) -> list[Metric]:
+    """The same families, rebuilt with GaugeMetricFamily / CounterMetricFamily."""
+    families: list[Metric] = []
+    for metric in collected:
+        names = list(metric.samples[0].labels) if metric.samples else []
+        family: GaugeMetricFamily | CounterMetricFamily
+        if metric.type == "counter":
+            family = CounterMetricFamily(
+                metric.name, metric.documentation, labels=names
+            )
+        elif metric.type == "gauge":
+            family = GaugeMetricFamily(metric.name, metric.documentation, labels=names)
+        else:
+            raise RuntimeError(f"unexpected metric type {metric.type}")
+        for sample in metric.samples:
+            family.add_metric([sample.labels[n] for n in names], sample.value)
+        families.append(family)
+    return families
+
+
+def floor_app(registry: CollectorRegistry) -> web.Application:
+    """An aiohttp app whose /metrics only encodes the prebuilt families."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(
+            body=encoder(registry), headers={"Content-Type": content_type}
+        )
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve `app` on a loopback port; the runner and the /metrics URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}/metrics"
+
+
+async def time_get(session: aiohttp.ClientSession, url: str) -> float:
+    """Seconds one GET of `url` takes, body read."""
+    started = time.perf_counter()
+    async with session.get(url, headers={"Accept": PROMETHEUS_ACCEPT}) as reply:
+        await reply.read()
+        if reply.status != 200:
+            raise RuntimeError(f"{url} answered {reply.status}")
+    return time.perf_counter() - started
+
+
+async def main(options: Options) -> Report:
+    """Fill the state, then time each path on both sides."""
+    size = 5 if options.smoke else (1000 if options.quick else 5000)
+    report = Report(
+        "scrape",
+        "/metrics: monitor vs the same families pre-built",
+        options,
+        parameters={"N": size},
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-scrape-") as tmp:
+        redis = RedisStores(Path(tmp))
+        try:
+            stores = redis_fleet(size, redis.ports)
+            redis.populate((s.prefix, s.port) for s in stores)
+            async with served_simulator(stores) as api:
+                config = load_config(config_document(api.url))
+                async with opened_monitor(config) as monitor:
+                    progress(f"discovering and probing {size} integrations")
+                    await monitor.discover()
+                    summary = await monitor.probe_round()
+                    if summary.probed != size or summary.failed:
+                        raise RuntimeError(f"probe round went wrong: {summary}")
+                    await measure(monitor.state, config.secrets(), options, report)
+        finally:
+            redis.stop()
+    return report
+
+
+Encoder = Callable[[], bytes]
+
+
+def samples_of(text: bytes) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    """Every sample of a text-format exposition, as a comparable set."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items())), sample.value)
+        for family in text_string_to_metric_families(text.decode("utf-8"))
+        for sample in family.samples
+    }
+
+
+def time_encode(encode: Encoder) -> float:
+    """Seconds one encoding takes."""
+    started = time.perf_counter()
+    encode()
+    return time.perf_counter() - started
+
+
+async def measure(
+    state: MonitorState, secrets: Iterable[str], options: Options, report: Report
+) -> None:
+    """Time the three paths of both sides, back to back, `repeat` times."""
+    now = time.time()
+    text = render_metrics(state, clock=lambda: now)
+    families = prebuild(text_string_to_metric_families(text.decode("utf-8")))
+    floor_registry = CollectorRegistry(auto_describe=False)
+    floor_registry.register(Prebuilt(families))
+    if samples_of(text) != samples_of(generate_latest(floor_registry)):
+        raise RuntimeError("the floor's families differ from the monitor's")
+    report.parameters.update(
+        families=len(families),
+        samples=sum(len(f.samples) for f in families),
+        text_bytes=len(text),
+    )
+    encoders: dict[str, tuple[Encoder, Encoder]] = {
+        "text": (
+            lambda: render_metrics(state, clock=lambda: now),
+            lambda: generate_latest(floor_registry),
+        ),
+        "OpenMetrics": (
+            lambda: render_metrics(state, openmetrics=True, clock=lambda: now),
+            lambda: generate_openmetrics(floor_registry),  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
+        ),
+    }
+    app = make_web_app(state, Redactor(secrets), lambda: build_report(state))
+    monitor_runner, monitor_url = await serve(app)
+    floor_runner, floor_url = await serve(floor_app(floor_registry))
+    paths: dict[str, tuple[list[float], list[float]]] = {
+        name: ([], []) for name in (*encoders, "HTTP GET")
+    }
+    try:
+        async with aiohttp.ClientSession() as session:
+            for url in (monitor_url, floor_url):  # warm both servers up
+                await time_get(session, url)
+            for i in range(options.repeat):
+                for side, url in ((0, monitor_url), (1, floor_url)):
+                    for name, pair in encoders.items():
+                        paths[name][side].append(time_encode(pair[side]))
+                    paths["HTTP GET"][side].append(await time_get(session, url))
+                progress(
+                    f"repeat {i + 1}: text monitor {paths['text'][0][-1] * 1000:.1f}"
+                    f" ms, floor {paths['text'][1][-1] * 1000:.1f} ms"
+                )
+            with spied(options.profile):
+                if options.profile is not None:
+                    for _ in range(options.repeat):
+                        await time_get(session, monitor_url)
+    finally:
+        await monitor_runner.cleanup()
+        await floor_runner.cleanup()
+    for name, (mon, flo) in paths.items():
+        mon_ms = [m * 1000 for m in mon]
+        figure = report.add(
+            f"monitor {name}", mon_ms, "ms", target=f"< {TIME_TARGET_MS:g} ms"
+        )
+        figure.met = figure.median < TIME_TARGET_MS
+        report.add(f"floor {name}", [f * 1000 for f in flo], "ms")
+        ratio = report.add(
+            f"ratio {name}", ratios(mon, flo), "x", target=f"<= {RATIO_TARGET}"
+        )
+        ratio.met = ratio.median <= RATIO_TARGET
+    report.note(
+        "monitor and floor outputs parsed back and checked to hold the same "
+        "samples (clock fixed); HTTP GET sends Prometheus' Accept header, so "
+        "both answer OpenMetrics"
+    )
+
+
+if __name__ == "__main__":
+    opts = parse_options(__doc__.splitlines()[0] if __doc__ else "scrape")
+    asyncio.run(main(opts)).emit()

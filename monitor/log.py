@@ -161,7 +161,9 @@ def configure_logging(
         ],
         wrapper_class=structlog.stdlib.BoundLogger,
         logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=False,
+        # Loggers bind their processors once: re-binding on every call was a
+        # measurable share of a probe at thousands of stores.
+        cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(

@@ -7,9 +7,7 @@ two SMEMBERS per canary on every probe, pipelined with the metadata read.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
-
-from redis.exceptions import ResponseError
+from typing import Any
 
 from monitor.layout import (
     redis_exclude_key,
@@ -18,6 +16,7 @@ from monitor.layout import (
 )
 from monitor.probes import CanaryResult, RedisHealth
 from monitor.probes.canary import checkable, evaluate_canary
+from monitor.probes.resp import RespConnection, RespError
 from monitor.targets import CanaryCheck
 
 # The membership sample: at most this many SCAN calls of this COUNT, and no
@@ -26,16 +25,6 @@ from monitor.targets import CanaryCheck
 SCAN_COUNT = 100
 SCAN_MAX_CALLS = 10
 SCAN_BUDGET_SECONDS = 0.25
-
-
-class Connection(Protocol):
-    """The two calls of redis-py's connection the sample needs."""
-
-    async def send_command(self, *args: Any, **kwargs: Any) -> None:
-        """Send one command."""
-
-    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        """Read one reply."""
 
 
 def parse_info(raw: bytes) -> dict[str, str]:
@@ -75,19 +64,20 @@ def health_from_info(fields: dict[str, str]) -> RedisHealth:
     )
 
 
-async def sample_membership(conn: Connection, prefix: str) -> bool | None:
+async def sample_membership(conn: RespConnection, prefix: str) -> bool | None:
     """True when any include/exclude set exists; False when a full scan found none;
-    None when the capped sample ran out first."""
+    None when the capped sample ran out first. Raises RespError when SCAN is denied."""
     pattern = redis_membership_pattern(prefix)
     cursor: bytes | int = 0
     deadline = time.monotonic() + SCAN_BUDGET_SECONDS
     for _ in range(SCAN_MAX_CALLS):
-        await conn.send_command("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT)
-        reply = await conn.read_response()
+        reply = await conn.call("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT)
+        if isinstance(reply, RespError):
+            raise reply
         cursor, keys = reply[0], reply[1]
         if keys:
             return True
-        if cursor in (b"0", 0, "0"):
+        if cursor == b"0":
             return False
         if time.monotonic() > deadline:
             return None
@@ -118,7 +108,7 @@ def canary_results(
             continue
         includes, excludes = next(pairs), next(pairs)
         failed = next(
-            (r for r in (includes, excludes) if isinstance(r, ResponseError)), None
+            (r for r in (includes, excludes) if isinstance(r, RespError)), None
         )
         if failed is not None:
             results.append(evaluate_canary(check, (), (), f"SMEMBERS failed: {failed}"))

@@ -10,7 +10,7 @@ shape to prometheus_client's and both formats are checked with its parsers.
 
 from __future__ import annotations
 
-import math
+import functools
 from typing import Literal
 
 Kind = Literal["gauge", "counter"]
@@ -23,8 +23,9 @@ def escape(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=65536)
 def label_string(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    """`a="1",b="2"`: the inside of a label set."""
+    """`a="1",b="2"`: the inside of a label set (cached: labels repeat every scrape)."""
     return ",".join(
         f'{name}="{escape(value)}"' for name, value in zip(names, values, strict=True)
     )
@@ -32,11 +33,17 @@ def label_string(names: tuple[str, ...], values: tuple[str, ...]) -> str:
 
 def format_value(value: float) -> str:
     """A sample value as Prometheus parsers read it."""
-    if value != value:  # noqa: PLR0124 -- NaN is the one value unequal to itself
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+    text = repr(float(value))
+    if text[-1] in "fn":  # inf, -inf, nan: every finite repr ends in a digit
+        if text == "nan":
+            return "NaN"
+        return "+Inf" if text == "inf" else "-Inf"
+    return text
+
+
+def head_of(labels: str) -> str:
+    """The part of a sample line between its name and its value: `{labels} `."""
+    return "{" + labels + "} "
 
 
 class Family:
@@ -56,8 +63,24 @@ class Family:
         """One sample: `labels` is a rendered label set, `extra` more to append."""
         if extra:
             labels = f"{labels},{extra}" if labels else extra
-        body = f"{{{labels}}}" if labels else ""
-        self.lines.append(f"{self.sample}{body} {format_value(value)}\n")
+        text = repr(float(value))
+        if text[-1] in "fn":
+            text = format_value(value)
+        if labels:
+            self.lines.append(f"{self.sample}{{{labels}}} {text}\n")
+        else:
+            self.lines.append(f"{self.sample} {text}\n")
+
+    def put(self, head: str, value: float) -> None:
+        """One sample of a target: `head` is `{labels} ` from `head_of`."""
+        text = repr(float(value))
+        if text[-1] in "fn":
+            text = format_value(value)
+        self.lines.append(self.sample + head + text + "\n")
+
+    def put_flag(self, head: str, value: bool) -> None:
+        """A 0/1 sample of a target, without formatting a float."""
+        self.lines.append(self.sample + head + ("1.0\n" if value else "0.0\n"))
 
     def header(self, openmetrics: bool) -> str:
         """HELP and TYPE lines in the chosen format."""

@@ -70,11 +70,11 @@ class Redactor:
         self._secrets = tuple(
             sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
         )
+        self._encoded = tuple(s.encode("utf-8") for s in self._secrets)
 
-    @property
-    def has_secrets(self) -> bool:
-        """True when there are known secret values to mask."""
-        return bool(self._secrets)
+    def appears_in(self, data: bytes) -> bool:
+        """True when a known secret value occurs in `data` (bytes search, no decode)."""
+        return any(secret in data for secret in self._encoded)
 
     def known(self, value: str) -> str:
         """`value` with the known secret values masked (no pattern matching)."""

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.exposition import Family, Kind, escape, label_string, render
+from monitor.exposition import Family, Kind, escape, head_of, label_string, render
 from monitor.probes import ProbeResult
 from monitor.probes.runner import TargetRecord
 from monitor.report import sync_disagreement
@@ -111,21 +111,22 @@ def _api_side(f: _Families, state: MonitorState, now: float) -> None:
                 integration.id,
             ),
         )
+        head = head_of(labels)
         info.add(
             labels,
             1.0,
             f'name="{escape(integration.name)}",on="{str(integration.on).lower()}"',
         )
         if status.available is not None:
-            available.add(labels, _b(status.available))
+            available.put_flag(head, status.available)
         if status.potentially_stale is not None:
-            stale.add(labels, _b(status.potentially_stale))
+            stale.put_flag(head, status.potentially_stale)
         if status.last_sync_ms is not None:
-            last_sync.add(labels, status.last_sync_ms / 1000.0)
-            sync_age.add(labels, max(0.0, now - status.last_sync_ms / 1000.0))
+            last_sync.put(head, status.last_sync_ms / 1000.0)
+            sync_age.put(head, max(0.0, now - status.last_sync_ms / 1000.0))
         if status.last_error_ms is not None:
-            last_error.add(labels, status.last_error_ms / 1000.0)
-        recent.add(labels, float(status.errors_total))
+            last_error.put(head, status.last_error_ms / 1000.0)
+        recent.put(head, float(status.errors_total))
         for code, count in sorted(counters.get(integration.id, {}).items()):
             errors_total.add(labels, float(count), f'status_code="{escape(code)}"')
 
@@ -147,12 +148,13 @@ def _probe_side(f: _Families, state: MonitorState, now: float) -> None:
         if record is None or record.result is None:
             continue
         labels = label_string(LABEL_NAMES, target.labels.values())
-        families.add(labels, record, now, state.stale_after)
+        head = head_of(labels)
+        families.add(labels, head, record, now, state.stale_after)
         disagreement = sync_disagreement(
             items.get(target.id), record.result, now, state.stale_after
         )
         if disagreement is not None:
-            families.disagreement.add(labels, _b(disagreement))
+            families.disagreement.put_flag(head, disagreement)
     f.gauge(
         "stale_after_seconds", "The stale threshold in use (probe.stale_after)."
     ).add("", state.stale_after)
@@ -283,40 +285,45 @@ class _ProbeFamilies:
         )
 
     def add(
-        self, labels: str, record: TargetRecord, now: float, stale_after: float
+        self,
+        labels: str,
+        head: str,
+        record: TargetRecord,
+        now: float,
+        stale_after: float,
     ) -> None:
         """Every series of one probed target (`labels`: its rendered label set)."""
         result = record.result
         assert result is not None  # noqa: S101 -- the caller skips unprobed targets
-        self.up.add(labels, _b(result.up))
-        self.duration.add(labels, result.duration)
+        self.up.put_flag(head, result.up)
+        self.duration.put(head, result.duration)
         for phase, seconds in result.phases:
             self.phases.add(labels, seconds, f'phase="{phase}"')
         if result.schema_ok is not None:
-            self.schema.add(labels, _b(result.schema_ok))
+            self.schema.put_flag(head, result.schema_ok)
         for reason, count in sorted(record.failures.items()):
             self.failures.add(labels, float(count), f'reason="{reason}"')
         if record.last_success is not None:
-            self.last_success.add(labels, record.last_success)
-        self.consecutive.add(labels, float(record.consecutive_failures))
-        self.backoff.add(labels, record.backoff)
+            self.last_success.put(head, record.last_success)
+        self.consecutive.put(head, float(record.consecutive_failures))
+        self.backoff.put(head, record.backoff)
         if result.synchronized_on_ms is not None:
-            self.sync.add(labels, result.synchronized_on_ms / 1000.0)
-            self.sync_age.add(labels, now - result.synchronized_on_ms / 1000.0)
+            self.sync.put(head, result.synchronized_on_ms / 1000.0)
+            self.sync_age.put(head, now - result.synchronized_on_ms / 1000.0)
         available, stale = result.sdk_status(now, stale_after)
-        self.available.add(labels, _b(available))
-        self.stale.add(labels, _b(stale))
+        self.available.put_flag(head, available)
+        self.stale.put_flag(head, stale)
         if result.tls_not_after is not None:
-            self.tls_expiry.add(labels, result.tls_not_after)
-        self._add_store_health(labels, result)
+            self.tls_expiry.put(head, result.tls_not_after)
+        self._add_store_health(labels, head, result)
 
-    def _add_store_health(self, labels: str, result: ProbeResult) -> None:
+    def _add_store_health(self, labels: str, head: str, result: ProbeResult) -> None:
         if result.redis is not None:
             health = result.redis
-            self.eviction.add(labels, _b(health.eviction_unsafe))
-            self.used.add(labels, float(health.used_memory))
-            self.maxmemory.add(labels, float(health.maxmemory))
-            self.persistence.add(labels, _b(health.persistence_enabled))
+            self.eviction.put_flag(head, health.eviction_unsafe)
+            self.used.put(head, float(health.used_memory))
+            self.maxmemory.put(head, float(health.maxmemory))
+            self.persistence.put_flag(head, health.persistence_enabled)
             self.redis_info.add(
                 labels,
                 1.0,
@@ -330,9 +337,9 @@ class _ProbeFamilies:
                 f'table_status="{escape(table.table_status)}",billing_mode="{escape(table.billing_mode)}"',
             )
             if table.item_count is not None:
-                self.item_count.add(labels, float(table.item_count))
+                self.item_count.put(head, float(table.item_count))
         if result.membership_present is not None:
-            self.membership.add(labels, _b(result.membership_present))
+            self.membership.put_flag(head, result.membership_present)
         for canary in result.canaries:
             if canary.ok is not None:
                 self.canary_ok.add(

@@ -32,7 +32,7 @@ async def metrics(request: web.Request) -> web.Response:
     # Only known secret values are masked here (a fast substring check): label
     # values come from LaunchDarkly keys and names, never from secret fields.
     redactor = request.app[REDACTOR]
-    if redactor.has_secrets:
+    if redactor.appears_in(body):
         body = redactor.known(body.decode("utf-8")).encode("utf-8")
     return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -62,7 +62,7 @@ from bench.harness import (
 )
 from bench.stores import RedisStores
 from monitor.log import Redactor
-from monitor.metrics import render_metrics
+from monitor.metrics import ScrapeCache, render_metrics, warm
 from monitor.report import build_report
 from monitor.state import MonitorState
 from monitor.web import make_web_app
@@ -205,17 +205,28 @@ async def measure(
         samples=sum(len(f.samples) for f in families),
         text_bytes=len(text),
     )
+    # As the daemon runs: after each probe round it renders the new results'
+    # static text into the cache (warm), so a scrape joins text and computes
+    # ages. "cold" is a scrape with every result new and nothing warmed.
+    cache = ScrapeCache()
+    warm(state, cache)
     encoders: dict[str, tuple[Encoder, Encoder]] = {
         "text": (
-            lambda: render_metrics(state, clock=lambda: now),
+            lambda: render_metrics(state, clock=lambda: now, cache=cache),
             lambda: generate_latest(floor_registry),
         ),
         "OpenMetrics": (
-            lambda: render_metrics(state, openmetrics=True, clock=lambda: now),
+            lambda: render_metrics(
+                state, openmetrics=True, clock=lambda: now, cache=cache
+            ),
             lambda: generate_openmetrics(floor_registry),  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         ),
+        "text, cold": (
+            lambda: render_metrics(state, clock=lambda: now),
+            lambda: generate_latest(floor_registry),
+        ),
     }
-    app = make_web_app(state, Redactor(secrets), lambda: build_report(state))
+    app = make_web_app(state, Redactor(secrets), lambda: build_report(state), cache)
     monitor_runner, monitor_url = await serve(app)
     floor_runner, floor_url = await serve(floor_app(floor_registry))
     paths: dict[str, tuple[list[float], list[float]]] = {

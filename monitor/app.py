@@ -27,6 +27,8 @@ from monitor.errors import ApiError, ApiErrorKind, ConfigError
 from monitor.launchdarkly.client import LaunchDarklyClient
 from monitor.launchdarkly.models import Problems, Segment
 from monitor.log import Redactor
+from monitor.metrics import ScrapeCache
+from monitor.metrics import warm as warm_metrics
 from monitor.probes import Probe
 from monitor.probes.dynamodb import DynamoDBProbe
 from monitor.probes.redis import RedisProbe
@@ -247,6 +249,7 @@ class Daemon:
         self._tasks: set[asyncio.Task[None]] = set()
         self.loops: dict[str, PeriodicLoop] = {}
         self.port: int | None = None
+        self._scrape_cache = ScrapeCache()
         self._secrets = set(config.secrets())
         redactor.update(self._secrets)
         self._watcher = FileWatcher(
@@ -316,7 +319,12 @@ class Daemon:
     async def start(self) -> None:
         """Open the clients, start serving and start the loops."""
         await self.monitor.open(self._stack)
-        app = make_web_app(self.state, self._redactor, lambda: build_report(self.state))
+        app = make_web_app(
+            self.state,
+            self._redactor,
+            lambda: build_report(self.state),
+            self._scrape_cache,
+        )
         runner = web.AppRunner(
             app,
             handle_signals=False,
@@ -401,6 +409,8 @@ class Daemon:
 
     async def _probe_step(self) -> float | None:
         summary = await self.monitor.probe_round()
+        # Render the new results' text now, off the scrape's critical path.
+        warm_metrics(self.state, self._scrape_cache)
         self._log.info(
             "probe.round",
             targets=len(self.state.targets),
@@ -417,6 +427,7 @@ class Daemon:
         was_ready = self.state.view.completed
         outcome = await self.monitor.discover()
         assert outcome is not None  # noqa: S101 -- this loop only runs with the API on
+        warm_metrics(self.state, self._scrape_cache)
         duration = round(time.monotonic() - started, 3)
         api = self.config.api
         if outcome.ok:

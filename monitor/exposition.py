@@ -11,6 +11,7 @@ shape to prometheus_client's and both formats are checked with its parsers.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Literal
 
 Kind = Literal["gauge", "counter"]
@@ -87,6 +88,30 @@ class Family:
         if openmetrics:
             return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.kind}\n"
         return f"# HELP {self.sample} {self.help}\n# TYPE {self.sample} {self.kind}\n"
+
+
+def capture(families: tuple[Family, ...], fill: Callable[[], None]) -> tuple[str, ...]:
+    """Run `fill` against empty families; return the text it wrote to each, in order.
+
+    This is how a target's samples are rendered once and kept between
+    scrapes: the same `put`/`add` code writes them.
+    """
+    saved = [family.lines for family in families]
+    for family in families:
+        family.lines = []
+    try:
+        fill()
+        return tuple("".join(family.lines) for family in families)
+    finally:
+        for family, lines in zip(families, saved, strict=True):
+            family.lines = lines
+
+
+def extend(families: tuple[Family, ...], chunks: tuple[str, ...]) -> None:
+    """Append kept text (from `capture`) to each family."""
+    for family, chunk in zip(families, chunks, strict=True):
+        if chunk:
+            family.lines.append(chunk)
 
 
 def render(families: list[Family], *, openmetrics: bool) -> bytes:

@@ -10,7 +10,7 @@ embedding) through a Collector on an explicit registry.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -18,7 +18,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.exposition import Family, Kind, escape, head_of, label_string, render
+from monitor.discovery import DiscoveredIntegration
+from monitor.exposition import (
+    Family,
+    Kind,
+    capture,
+    escape,
+    extend,
+    head_of,
+    label_string,
+    render,
+)
 from monitor.probes import ProbeResult
 from monitor.probes.runner import TargetRecord
 from monitor.report import sync_disagreement
@@ -49,11 +59,34 @@ class _Families:
         return self.add(name, "counter", documentation)
 
 
-def collect(state: MonitorState, now: float) -> list[Family]:
+class ScrapeCache:
+    """Each target's static sample text, kept from one scrape to the next.
+
+    Most of a target's series change only when its next probe result lands;
+    their text is rendered once per result (keyed by the result object, which
+    is replaced, never mutated) instead of once per scrape. Ages and the SDK
+    status are computed at every scrape.
+    """
+
+    def __init__(self) -> None:
+        self.probe: dict[str, tuple[ProbeResult, str, tuple[str, ...]]] = {}
+        self.api: dict[str, tuple[DiscoveredIntegration, str, tuple[str, ...]]] = {}
+
+
+def warm(state: MonitorState, cache: ScrapeCache) -> None:
+    """Render the kept text of everything that changed (after a probe or discovery
+    round), so that the next scrape only joins text and computes ages."""
+    collect(state, time.time(), cache)
+
+
+def collect(
+    state: MonitorState, now: float, cache: ScrapeCache | None = None
+) -> list[Family]:
     """Every family, from the current state."""
     families = _Families()
-    _api_side(families, state, now)
-    _probe_side(families, state, now)
+    cache = ScrapeCache() if cache is None else cache
+    _api_side(families, state, now, cache)
+    _probe_side(families, state, now, cache)
     _monitor_side(families, state)
     return families.items
 
@@ -63,75 +96,128 @@ def render_metrics(
     *,
     openmetrics: bool = False,
     clock: Callable[[], float] = time.time,
+    cache: ScrapeCache | None = None,
 ) -> bytes:
     """The exposition of the current state, as text format or OpenMetrics."""
-    return render(collect(state, clock()), openmetrics=openmetrics)
+    return render(collect(state, clock(), cache), openmetrics=openmetrics)
 
 
-def _api_side(f: _Families, state: MonitorState, now: float) -> None:
-    refresh = "Refreshed every API interval."
-    info = f.gauge(
-        "integration_info", f"One series per discovered integration. {refresh}"
-    )
-    available = f.gauge(
-        "api_available",
-        f"LaunchDarkly's _status.available (absent if omitted). {refresh}",
-    )
-    stale = f.gauge(
-        "api_potentially_stale", f"LaunchDarkly's _status.potentiallyStale. {refresh}"
-    )
-    last_sync = f.gauge(
-        "api_last_sync_timestamp_seconds", f"LaunchDarkly's _status.lastSync. {refresh}"
-    )
-    sync_age = f.gauge(
-        "api_last_sync_age_seconds",
-        "Seconds since LaunchDarkly's lastSync, computed at scrape time.",
-    )
-    last_error = f.gauge(
-        "api_last_error_timestamp_seconds",
-        f"LaunchDarkly's _status.lastError. {refresh}",
-    )
-    recent = f.gauge(
-        "api_recent_errors", f"Entries in LaunchDarkly's _status.errors now. {refresh}"
-    )
-    errors_total = f.counter(
-        "api_errors",
-        "Distinct _status.errors entries seen (deduplicated across polls).",
-    )
-    counters = state.discovery.api_errors_total if state.discovery else {}
-    for item in state.view.integrations:
+class _ApiFamilies:
+    """The per-integration families of LaunchDarkly's view, for one scrape."""
+
+    def __init__(self, f: _Families) -> None:
+        refresh = "Refreshed every API interval."
+        self.info = f.gauge(
+            "integration_info", f"One series per discovered integration. {refresh}"
+        )
+        self.available = f.gauge(
+            "api_available",
+            f"LaunchDarkly's _status.available (absent if omitted). {refresh}",
+        )
+        self.stale = f.gauge(
+            "api_potentially_stale",
+            f"LaunchDarkly's _status.potentiallyStale. {refresh}",
+        )
+        self.last_sync = f.gauge(
+            "api_last_sync_timestamp_seconds",
+            f"LaunchDarkly's _status.lastSync. {refresh}",
+        )
+        self.sync_age = f.gauge(
+            "api_last_sync_age_seconds",
+            "Seconds since LaunchDarkly's lastSync, computed at scrape time.",
+        )
+        self.last_error = f.gauge(
+            "api_last_error_timestamp_seconds",
+            f"LaunchDarkly's _status.lastError. {refresh}",
+        )
+        self.recent = f.gauge(
+            "api_recent_errors",
+            f"Entries in LaunchDarkly's _status.errors now. {refresh}",
+        )
+        self.errors_total = f.counter(
+            "api_errors",
+            "Distinct _status.errors entries seen (deduplicated across polls).",
+        )
+
+    @property
+    def static(self) -> tuple[Family, ...]:
+        """Everything but the age: it changes only when discovery lists again."""
+        return (
+            self.info, self.available, self.stale, self.last_sync,
+            self.last_error, self.recent, self.errors_total,
+        )  # fmt: skip
+
+    def static_chunks(
+        self, labels: str, item: DiscoveredIntegration, counts: Mapping[str, int]
+    ) -> tuple[str, ...]:
+        """One integration's text for each static family."""
+        return capture(self.static, lambda: self._add_static(labels, item, counts))
+
+    def _add_static(
+        self, labels: str, item: DiscoveredIntegration, counts: Mapping[str, int]
+    ) -> None:
         integration = item.integration
         status = integration.status
-        labels = label_string(
-            LABEL_NAMES,
-            (
-                integration.project,
-                integration.environment,
-                integration.kind,
-                integration.id,
-            ),
-        )
         head = head_of(labels)
-        info.add(
+        self.info.add(
             labels,
             1.0,
             f'name="{escape(integration.name)}",on="{str(integration.on).lower()}"',
         )
         if status.available is not None:
-            available.put_flag(head, status.available)
+            self.available.put_flag(head, status.available)
         if status.potentially_stale is not None:
-            stale.put_flag(head, status.potentially_stale)
+            self.stale.put_flag(head, status.potentially_stale)
         if status.last_sync_ms is not None:
-            last_sync.put(head, status.last_sync_ms / 1000.0)
-            sync_age.put(head, max(0.0, now - status.last_sync_ms / 1000.0))
+            self.last_sync.put(head, status.last_sync_ms / 1000.0)
         if status.last_error_ms is not None:
-            last_error.put(head, status.last_error_ms / 1000.0)
-        recent.put(head, float(status.errors_total))
-        for code, count in sorted(counters.get(integration.id, {}).items()):
-            errors_total.add(labels, float(count), f'status_code="{escape(code)}"')
+            self.last_error.put(head, status.last_error_ms / 1000.0)
+        self.recent.put(head, float(status.errors_total))
+        for code, count in sorted(counts.items()):
+            self.errors_total.add(labels, float(count), f'status_code="{escape(code)}"')
 
 
-def _probe_side(f: _Families, state: MonitorState, now: float) -> None:
+def _integration_labels(item: DiscoveredIntegration) -> str:
+    integration = item.integration
+    return label_string(
+        LABEL_NAMES,
+        (
+            integration.project,
+            integration.environment,
+            integration.kind,
+            integration.id,
+        ),
+    )
+
+
+def _api_side(
+    f: _Families, state: MonitorState, now: float, cache: ScrapeCache
+) -> None:
+    families = _ApiFamilies(f)
+    counters = state.discovery.api_errors_total if state.discovery else {}
+    kept = cache.api
+    for item in state.view.integrations:
+        labels = _integration_labels(item)
+        entry = kept.get(item.integration.id)
+        if entry is None or entry[0] is not item or entry[1] is not labels:
+            counts: Mapping[str, int] = counters.get(item.integration.id, {})
+            entry = (item, labels, families.static_chunks(labels, item, counts))
+            kept[item.integration.id] = entry
+        extend(families.static, entry[2])
+        last_sync_ms = item.integration.status.last_sync_ms
+        if last_sync_ms is not None:
+            families.sync_age.put(
+                head_of(labels), max(0.0, now - last_sync_ms / 1000.0)
+            )
+    if len(kept) > len(state.view.integrations):
+        present = {item.integration.id for item in state.view.integrations}
+        for integration_id in list(kept.keys() - present):
+            del kept[integration_id]
+
+
+def _probe_side(
+    f: _Families, state: MonitorState, now: float, cache: ScrapeCache
+) -> None:
     runner = state.runner
     if runner is None:
         return
@@ -143,18 +229,29 @@ def _probe_side(f: _Families, state: MonitorState, now: float) -> None:
         if state.discovery
         else {}
     )
+    kept = cache.probe
     for target in state.targets:
         record = runner.records.get(target.id)
         if record is None or record.result is None:
             continue
+        result = record.result
         labels = label_string(LABEL_NAMES, target.labels.values())
         head = head_of(labels)
-        families.add(labels, head, record, now, state.stale_after)
+        entry = kept.get(target.id)
+        if entry is None or entry[0] is not result or entry[1] is not labels:
+            entry = (result, labels, families.static_chunks(labels, head, record))
+            kept[target.id] = entry
+        extend(families.static, entry[2])
+        families.add_dynamic(head, result, now, state.stale_after)
         disagreement = sync_disagreement(
-            items.get(target.id), record.result, now, state.stale_after
+            items.get(target.id), result, now, state.stale_after
         )
         if disagreement is not None:
             families.disagreement.put_flag(head, disagreement)
+    if len(kept) > len(state.targets):
+        present = {t.id for t in state.targets}
+        for target_id in list(kept.keys() - present):
+            del kept[target_id]
     f.gauge(
         "stale_after_seconds", "The stale threshold in use (probe.stale_after)."
     ).add("", state.stale_after)
@@ -284,15 +381,34 @@ class _ProbeFamilies:
             "1 if LaunchDarkly's status and the store's synchronizedOn contradict.",
         )
 
-    def add(
-        self,
-        labels: str,
-        head: str,
-        record: TargetRecord,
-        now: float,
-        stale_after: float,
+    @property
+    def static(self) -> tuple[Family, ...]:
+        """The families whose samples change only when a new probe result lands."""
+        return (
+            self.up, self.duration, self.phases, self.schema, self.failures,
+            self.last_success, self.consecutive, self.backoff, self.sync,
+            self.tls_expiry, self.eviction, self.used, self.maxmemory,
+            self.persistence, self.redis_info, self.table_info, self.item_count,
+            self.membership, self.canary_ok,
+        )  # fmt: skip
+
+    def static_chunks(
+        self, labels: str, head: str, record: TargetRecord
+    ) -> tuple[str, ...]:
+        """One target's text for each static family, to keep until its next result."""
+        return capture(self.static, lambda: self._add_static(labels, head, record))
+
+    def add_dynamic(
+        self, head: str, result: ProbeResult, now: float, stale_after: float
     ) -> None:
-        """Every series of one probed target (`labels`: its rendered label set)."""
+        """The series computed at scrape time: the store's age and the SDK's status."""
+        if result.synchronized_on_ms is not None:
+            self.sync_age.put(head, now - result.synchronized_on_ms / 1000.0)
+        available, stale = result.sdk_status(now, stale_after)
+        self.available.put_flag(head, available)
+        self.stale.put_flag(head, stale)
+
+    def _add_static(self, labels: str, head: str, record: TargetRecord) -> None:
         result = record.result
         assert result is not None  # noqa: S101 -- the caller skips unprobed targets
         self.up.put_flag(head, result.up)
@@ -309,10 +425,6 @@ class _ProbeFamilies:
         self.backoff.put(head, record.backoff)
         if result.synchronized_on_ms is not None:
             self.sync.put(head, result.synchronized_on_ms / 1000.0)
-            self.sync_age.put(head, now - result.synchronized_on_ms / 1000.0)
-        available, stale = result.sdk_status(now, stale_after)
-        self.available.put_flag(head, available)
-        self.stale.put_flag(head, stale)
         if result.tls_not_after is not None:
             self.tls_expiry.put(head, result.tls_not_after)
         self._add_store_health(labels, head, result)

@@ -13,7 +13,7 @@ from prometheus_client.exposition import choose_encoder
 from monitor import __version__
 from monitor.debug import DebugProber
 from monitor.log import Redactor
-from monitor.metrics import render_metrics
+from monitor.metrics import ScrapeCache, render_metrics
 from monitor.page import render_page
 from monitor.state import MonitorState
 
@@ -22,13 +22,16 @@ REDACTOR = web.AppKey("redactor", Redactor)
 StatusBuilder = Callable[[], dict[str, Any]]
 STATUS_BUILDER: web.AppKey[StatusBuilder] = web.AppKey("status_builder")
 DEBUG = web.AppKey("debug", DebugProber)
+SCRAPE_CACHE = web.AppKey("scrape_cache", ScrapeCache)
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition; OpenMetrics when the scraper asks for it."""
     _, content_type = choose_encoder(request.headers.get("Accept", ""))
     openmetrics = content_type.startswith("application/openmetrics-text")
-    body = render_metrics(request.app[STATE], openmetrics=openmetrics)
+    body = render_metrics(
+        request.app[STATE], openmetrics=openmetrics, cache=request.app[SCRAPE_CACHE]
+    )
     # Only known secret values are masked here (a fast substring check): label
     # values come from LaunchDarkly keys and names, never from secret fields.
     redactor = request.app[REDACTOR]
@@ -91,6 +94,7 @@ def make_web_app(
     state: MonitorState,
     redactor: Redactor,
     status_builder: Callable[[], dict[str, Any]],
+    scrape_cache: ScrapeCache | None = None,
 ) -> web.Application:
     """The aiohttp application serving every endpoint."""
     app = web.Application()
@@ -98,6 +102,7 @@ def make_web_app(
     app[REDACTOR] = redactor
     app[STATUS_BUILDER] = status_builder
     app[DEBUG] = DebugProber(state)
+    app[SCRAPE_CACHE] = scrape_cache or ScrapeCache()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)

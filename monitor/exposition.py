@@ -11,7 +11,7 @@ shape to prometheus_client's and both formats are checked with its parsers.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 Kind = Literal["gauge", "counter"]
@@ -114,12 +114,14 @@ def extend(families: tuple[Family, ...], chunks: tuple[str, ...]) -> None:
             family.lines.append(chunk)
 
 
+def render_chunks(families: list[Family], *, openmetrics: bool) -> Iterator[bytes]:
+    """The exposition one family at a time, so that no copy of the whole is held."""
+    for family in families:
+        yield (family.header(openmetrics) + "".join(family.lines)).encode("utf-8")
+    if openmetrics:
+        yield b"# EOF\n"
+
+
 def render(families: list[Family], *, openmetrics: bool) -> bytes:
     """The whole exposition."""
-    parts: list[str] = []
-    for family in families:
-        parts.append(family.header(openmetrics))
-        parts.extend(family.lines)
-    if openmetrics:
-        parts.append("# EOF\n")
-    return "".join(parts).encode("utf-8")
+    return b"".join(render_chunks(families, openmetrics=openmetrics))

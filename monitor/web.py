@@ -12,8 +12,10 @@ from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
 from monitor.debug import DebugProber
+from monitor.exposition import render_chunks
 from monitor.log import Redactor
-from monitor.metrics import ScrapeCache, render_metrics
+from monitor.metrics import ScrapeCache
+from monitor.metrics import collect as collect_metrics
 from monitor.page import render_page
 from monitor.state import MonitorState
 
@@ -25,19 +27,30 @@ DEBUG = web.AppKey("debug", DebugProber)
 SCRAPE_CACHE = web.AppKey("scrape_cache", ScrapeCache)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition; OpenMetrics when the scraper asks for it."""
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Prometheus exposition; OpenMetrics when the scraper asks for it.
+
+    Sent a family at a time: at thousands of stores the body is tens of
+    megabytes, and holding it whole (as text and again as bytes) would double
+    the daemon's memory for the length of every scrape.
+    """
     _, content_type = choose_encoder(request.headers.get("Accept", ""))
     openmetrics = content_type.startswith("application/openmetrics-text")
-    body = render_metrics(
-        request.app[STATE], openmetrics=openmetrics, cache=request.app[SCRAPE_CACHE]
+    families = collect_metrics(
+        request.app[STATE], time.time(), request.app[SCRAPE_CACHE]
     )
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    await response.prepare(request)
     # Only known secret values are masked here (a fast substring check): label
     # values come from LaunchDarkly keys and names, never from secret fields.
+    # Chunks end at line ends, so a value never straddles two of them.
     redactor = request.app[REDACTOR]
-    if redactor.appears_in(body):
-        body = redactor.known(body.decode("utf-8")).encode("utf-8")
-    return web.Response(body=body, headers={"Content-Type": content_type})
+    for chunk in render_chunks(families, openmetrics=openmetrics):
+        if redactor.appears_in(chunk):
+            chunk = redactor.known(chunk.decode("utf-8")).encode("utf-8")  # noqa: PLW2901 -- masked in place
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def healthy(request: web.Request) -> web.Response:

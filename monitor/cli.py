@@ -99,6 +99,15 @@ def _load(path: Path) -> Config:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _shard(args: argparse.Namespace) -> Shard | None:
+    """--shard I/N, or exit 2 with a readable message."""
+    try:
+        return Shard.parse(args.shard) if args.shard else None
+    except ValueError as err:
+        print(f"--shard: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
 def _validate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     print(
@@ -122,11 +131,7 @@ def _run(args: argparse.Namespace, redactor: Redactor) -> int:
         )
 
     configure(config)
-    try:
-        shard = Shard.parse(args.shard) if args.shard else None
-    except ValueError as err:
-        print(f"--shard: {err}", file=sys.stderr)
-        return EXIT_CONFIG
+    shard = _shard(args)
     code: int = asyncio.run(
         run_daemon(
             config,
@@ -149,11 +154,7 @@ def _check(args: argparse.Namespace, redactor: Redactor) -> int:
     configure_logging(
         redactor, fmt=args.log_format or "console", level=args.log_level or "warning"
     )
-    try:
-        shard = Shard.parse(args.shard) if args.shard else None
-    except ValueError as err:
-        print(f"--shard: {err}", file=sys.stderr)
-        return EXIT_CONFIG
+    shard = _shard(args)
     code: int = asyncio.run(
         run_check(
             config,

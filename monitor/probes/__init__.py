@@ -142,6 +142,30 @@ class Recorder:
         """Seconds since the probe started."""
         return time.perf_counter() - self.started
 
+    def failure(
+        self,
+        reason: Reason,
+        message: str,
+        finished_at: float,
+        *,
+        steps: tuple[Step, ...] | None = None,
+        tls_not_after: float | None = None,
+    ) -> ProbeResult:
+        """The result of a probe that failed: nothing read, up as far as it got."""
+        return ProbeResult(
+            finished_at=finished_at,
+            duration=self.elapsed(),
+            up=self.authenticated,
+            read_ok=False,
+            schema_ok=None,
+            synchronized_on_ms=None,
+            reason=reason,
+            error=message,
+            phases=tuple(self.phases.items()),
+            steps=tuple(self.steps) if steps is None else steps,
+            tls_not_after=tls_not_after,
+        )
+
 
 class Probe(Protocol):
     """A probe of one kind of store."""

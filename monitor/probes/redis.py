@@ -228,18 +228,8 @@ class RedisProbe:
                 err, tls=endpoint.tls is not None, replied=session.replied
             )
             recorder.end(ok=False, detail=message)
-            return ProbeResult(
-                finished_at=self._clock(),
-                duration=recorder.elapsed(),
-                up=recorder.authenticated,
-                read_ok=False,
-                schema_ok=None,
-                synchronized_on_ms=None,
-                reason=reason,
-                error=message,
-                phases=tuple(recorder.phases.items()),
-                steps=tuple(recorder.steps),
-                tls_not_after=session.tls_not_after,
+            return recorder.failure(
+                reason, message, self._clock(), tls_not_after=session.tls_not_after
             )
         finally:
             # Abort, not close: no graceful TLS shutdown to wait for.

@@ -154,32 +154,11 @@ class ProbeRunner:
                 reason = Reason.TLS_HANDSHAKE
                 message = f"no TLS handshake within {timeout:g}s (a plain port?)"
             steps = (*recorder.steps, Step(phase, recorder.elapsed(), False, message))
-            return ProbeResult(
-                finished_at=self._clock(),
-                duration=recorder.elapsed(),
-                up=recorder.authenticated,
-                read_ok=False,
-                schema_ok=None,
-                synchronized_on_ms=None,
-                reason=reason,
-                error=message,
-                phases=tuple(recorder.phases.items()),
-                steps=steps,
-            )
+            return recorder.failure(reason, message, self._clock(), steps=steps)
         except Exception as err:  # noqa: BLE001 -- a probe bug must not end the round
             self._log.exception("probe.crashed", integration_id=target.id)
-            return ProbeResult(
-                finished_at=self._clock(),
-                duration=recorder.elapsed(),
-                up=recorder.authenticated,
-                read_ok=False,
-                schema_ok=None,
-                synchronized_on_ms=None,
-                reason=Reason.OTHER,
-                error=f"internal error: {type(err).__name__}: {err}",
-                phases=tuple(recorder.phases.items()),
-                steps=tuple(recorder.steps),
-            )
+            message = f"internal error: {type(err).__name__}: {err}"
+            return recorder.failure(Reason.OTHER, message, self._clock())
 
     def _record(
         self, target: Target, result: ProbeResult, round_started: float

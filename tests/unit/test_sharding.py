@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from monitor.sharding import Shard
@@ -37,3 +41,30 @@ def test_assignment_is_stable() -> None:
         Shard(i, 4).owns("65a1c2d3e4f5061728394a01") for i in range(4)
     ]
     assert Shard(0, 1).owns("anything")
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_cli_refuses_a_bad_shard_with_exit_2(command: str, tmp_path: Path) -> None:
+    """`--shard 3/2` is a usage error: exit 2 and a message, before anything starts."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "api: {enabled: false}\ntargets: [{kind: redis, name: r, url: 'redis://127.0.0.1:1'}]\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            command,
+            "--config",
+            str(config),
+            "--shard",
+            "3/2",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--shard: invalid shard '3/2'" in result.stderr

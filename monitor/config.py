@@ -28,10 +28,10 @@ from pydantic import (
 )
 
 from monitor.errors import ConfigError
+from monitor.layout import DEFAULT_REDIS_PREFIX
 
 DEFAULT_BASE_URL = "https://app.launchdarkly.com"
 DEFAULT_LISTEN = "0.0.0.0:9725"
-DEFAULT_REDIS_PREFIX = "launchdarkly"
 TOKEN_ENV = "LD_API_TOKEN"  # noqa: S105 -- the variable's name, not a token
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from contextlib import AsyncExitStack
 from typing import Any, TextIO
@@ -35,13 +34,6 @@ MISSING_TABLE = (
     "65a1c2d3e4f5061728394a08"  # added by the demo: the table was never created
 )
 SYNC_EVERY = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _create_table(client: Any, name: str, hash_key: str, range_key: str) -> None:
@@ -114,7 +106,9 @@ async def start_dynamodb(
     }.items():
         os.environ[name] = value
     server = ThreadedMotoServer(
-        ip_address="127.0.0.1", port=_free_port(), verbose=False
+        ip_address="127.0.0.1",
+        port=0,
+        verbose=False,  # the kernel picks a free port
     )
     server.start()
     stack.callback(server.stop)

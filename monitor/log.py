@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 import structlog
@@ -198,12 +198,3 @@ def get_logger(name: str, **bound: Any) -> structlog.stdlib.BoundLogger:
     """A named structlog logger with `bound` key-values."""
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger.bind(**bound) if bound else logger
-
-
-def redact_mapping(
-    redactor: Redactor, data: MutableMapping[str, Any]
-) -> dict[str, Any]:
-    """A redacted copy of `data`, for JSON replies such as /status."""
-    redacted = redactor.value(data)
-    assert isinstance(redacted, dict)  # noqa: S101 -- value() maps a Mapping to a dict
-    return redacted

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from monitor.discovery import DiscoveredIntegration, Discovery, DiscoveryView
+from monitor.discovery import Discovery, DiscoveryView
 from monitor.launchdarkly.client import LaunchDarklyClient
 
 if TYPE_CHECKING:
@@ -37,14 +37,6 @@ class Labels:
 
 
 LABEL_NAMES = ("project", "environment", "integration", "integration_id")
-
-
-def labels_of(item: DiscoveredIntegration) -> Labels:
-    """The series labels of a discovered integration."""
-    integration = item.integration
-    return Labels(
-        integration.project, integration.environment, integration.kind, integration.id
-    )
 
 
 @dataclass

@@ -29,6 +29,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from monitor.config import parse_config
+from tests.support.markdown import heading_anchors, headings
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/ld-store-monitor.rules.yaml"
@@ -39,9 +40,16 @@ PROVISIONING = ROOT / "grafana/provisioning"
 GRAFANA_RULES = PROVISIONING / "alerting/ld-store-monitor-rules.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 CONSTRAINTS = ROOT / "requirements/constraints.txt"
-RUNBOOK = ROOT / "README.md"
-RUNBOOK_URL = (
-    "https://github.com/ld-store-monitor/ld-store-monitor/blob/main/README.md#"
+RUNBOOK = ROOT / "docs/runbook.md"
+# Links from the artefacts into this repository's files, as GitHub serves them.
+REPO_BLOB_URL = "https://github.com/ld-store-monitor/ld-store-monitor/blob/main/"
+RUNBOOK_URL = REPO_BLOB_URL + "docs/runbook.md#"
+# Every file that may carry a runbook_url or another link into the repository.
+LINKING_ARTEFACTS = sorted(
+    p
+    for directory in ("deploy", "grafana", "config")
+    for p in (ROOT / directory).rglob("*")
+    if p.suffix in {".yaml", ".yml", ".json"}
 )
 # What the ConfigMap's config references through ${VAR}.
 CONFIG_ENV = {"LD_API_TOKEN": "test-token", "REDIS_PASSWORD": "test-password"}
@@ -267,10 +275,96 @@ def test_every_alert_has_a_firing_and_a_quiet_test_case() -> None:
     assert (firing | quiet) - names == set(), "test cases for unknown alerts"
 
 
-def test_runbook_has_a_section_per_alert() -> None:
-    """Each runbook_url anchor (the lowercased name) exists as a heading."""
-    headings = set(re.findall(r"^### (\S+)\s*$", RUNBOOK.read_text("utf-8"), re.M))
-    assert set(_alert_names()) - headings == set()
+def _runbook_sections() -> set[str]:
+    """The runbook's second-level headings: one per alert."""
+    return {text for level, text in headings(RUNBOOK.read_text("utf-8")) if level == 2}
+
+
+def test_runbook_has_a_section_per_alert_and_none_for_unknown_alerts() -> None:
+    """docs/runbook.md has a `## <alert>` section for each alert, and no section for an alert that is gone."""
+    sections = _runbook_sections()
+    alerts = set(_alert_names())
+    assert alerts - sections == set(), "alerts without a runbook section"
+    stray = {s for s in sections if re.fullmatch(r"LDStore\w+", s)} - alerts
+    assert stray == set(), "runbook sections for alerts that do not exist"
+
+
+def _runbook_urls() -> list[tuple[str, str]]:
+    """(file, url) for every runbook_url in the rules, their tests, PrometheusRule and Grafana."""
+    found: list[tuple[str, str]] = []
+    for path in LINKING_ARTEFACTS:
+        text = path.read_text("utf-8")
+        for match in re.finditer(
+            r"""["']?runbook_url["']?\s*:\s*["']?([^\s"',}]+)""", text
+        ):
+            found.append((path.relative_to(ROOT).as_posix(), match.group(1)))
+    return found
+
+
+def test_every_runbook_url_points_at_an_existing_runbook_section() -> None:
+    """Each runbook_url anywhere in deploy/, grafana/ and config/ resolves to a heading of docs/runbook.md."""
+    urls = _runbook_urls()
+    files = {file for file, _ in urls}
+    assert {
+        "deploy/prometheus/ld-store-monitor.rules.yaml",
+        "deploy/prometheus/ld-store-monitor.rules.test.yaml",
+        "deploy/kubernetes/prometheusrule.yaml",
+        "grafana/provisioning/alerting/ld-store-monitor-rules.yaml",
+    } <= files
+    anchors = set(heading_anchors(RUNBOOK.read_text("utf-8")))
+    wrong = [
+        (file, url)
+        for file, url in urls
+        if not url.startswith(RUNBOOK_URL)
+        or url.removeprefix(RUNBOOK_URL) not in anchors
+    ]
+    assert wrong == []
+
+
+def test_artefact_links_into_the_repository_resolve() -> None:
+    """Every github.com/.../blob/main/ link in the artefacts (the dashboard's runbook link too) names an existing file and heading."""
+    pattern = re.compile(
+        re.escape(REPO_BLOB_URL) + r"""([^\s"'#)]+)(?:#([^\s"')]+))?"""
+    )
+    broken: list[str] = []
+    seen = 0
+    for path in LINKING_ARTEFACTS:
+        for match in pattern.finditer(path.read_text("utf-8")):
+            seen += 1
+            target, anchor = ROOT / match.group(1), match.group(2)
+            if not target.is_file():
+                broken.append(
+                    f"{path.relative_to(ROOT)}: {match.group(0)}: no such file"
+                )
+            elif anchor and anchor not in heading_anchors(target.read_text("utf-8")):
+                broken.append(
+                    f"{path.relative_to(ROOT)}: {match.group(0)}: no such heading"
+                )
+    assert seen > 0
+    assert broken == []
+
+
+def test_runbook_index_matches_the_rules() -> None:
+    """The runbook's alert table lists every alert with the rules' severity, `for` and summary."""
+    rows = re.findall(
+        r"^\| \[(\w+)\]\(#(\w+)\) \| (\w+) \| (\w+) \| (.+?) \|$",
+        RUNBOOK.read_text("utf-8"),
+        re.M,
+    )
+    index = {
+        name: (anchor, severity, for_, summary)
+        for name, anchor, severity, for_, summary in rows
+    }
+    expected = {
+        rule["alert"]: (
+            rule["alert"].lower(),
+            rule["labels"]["severity"],
+            rule["for"],
+            rule["annotations"]["summary"].strip(),
+        )
+        for rule in _alerts()
+    }
+    assert index == expected
 
 
 def test_prometheusrule_carries_exactly_the_rules_file_groups() -> None:
@@ -725,7 +819,7 @@ def test_kustomize_builds_the_base_and_the_sharded_variant(tmp_path: Path) -> No
     )
     _check_sharded_render(_run(kubectl, "kustomize", str(copy)), tmp_path)
 
-    # 2. an overlay of one's own, as the README's Deploy section shows it
+    # 2. an overlay of one's own, as docs/deployment.md shows it
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     relative = os.path.relpath(K8S, overlay)

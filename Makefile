@@ -45,7 +45,7 @@ test: $(STAMP) system-deps lint
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/ld-store-monitor demo
+	$(BIN)/python -m devtools.demo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -41,11 +41,12 @@ from bench.harness import (
     spied,
 )
 from bench.stores import AWS_ENV, REGION, MotoProcess
-from monitor.app import Monitor
 from monitor.config import Config, parse_config
-from monitor.layout import dynamodb_metadata_key
-from monitor.probes.aws import client_config
-from monitor.probes.dynamodb import MAX_POOL_CONNECTIONS
+from monitor.daemon import freeze_startup_objects
+from monitor.probes.dynamodb.clients import client_config
+from monitor.probes.dynamodb.probe import MAX_POOL_CONNECTIONS
+from monitor.service.monitor import Monitor
+from monitor.store_keys import dynamodb_metadata_key
 
 RATIO_TARGET = 1.3
 
@@ -98,8 +99,7 @@ async def floor_round(
 
 
 async def _timed_monitor(monitor: Monitor, expected: int) -> tuple[float, float]:
-    runner = monitor.state.runner
-    assert runner is not None
+    runner = monitor.runner
     runner.make_all_due()
     wall, cpu = time.perf_counter(), time.process_time()
     summary = await monitor.probe_round()
@@ -159,6 +159,7 @@ async def main(options: Options) -> Report:
         ):
             progress("warm-up (DescribeTable and Query cached, pools filled)")
             await _timed_monitor(monitor, count)
+            freeze_startup_objects()  # as the daemon does once it is ready
             await _timed_floor(client, targets, per_host)
             mon: list[tuple[float, float]] = []
             flo: list[tuple[float, float]] = []
@@ -179,6 +180,7 @@ async def main(options: Options) -> Report:
                 with spied(options.profile):
                     for _ in range(options.repeat):
                         await _timed_monitor(monitor, count)
+            freeze_startup_objects()  # as the daemon does once it is ready
     finally:
         moto.stop()
     report.add(f"monitor round N={count}", [m[0] * 1000 for m in mon], "ms")

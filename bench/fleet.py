@@ -12,18 +12,18 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import structlog
 
 from bench.stores import REDIS_PASSWORD
-from monitor.app import Monitor
+from devtools.ldsim import Scenario, Simulator, SimulatorServer
+from devtools.ldsim.scenario import derived_hex
 from monitor.config import Config, parse_config
 from monitor.log import Redactor, configure_logging
-from monitor.simulator import Scenario, Simulator, SimulatorServer
-from monitor.simulator.scenario import derived_hex
+from monitor.service.monitor import Monitor
 
 API_TOKEN = "bench-api-token-5e0b"
 ENVIRONMENTS_PER_PROJECT = 50
@@ -155,7 +155,5 @@ async def opened_monitor(config: Config) -> AsyncIterator[Monitor]:
     """A `Monitor` with its clients open (closed on exit), logging as the daemon."""
     daemon_logging(config)
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("monitor")
-    async with AsyncExitStack() as stack:
-        monitor = Monitor(config, logger)
-        await monitor.open(stack)
+    async with Monitor(config, logger) as monitor:
         yield monitor

@@ -47,7 +47,7 @@ from bench.fleet import (
 )
 from bench.harness import Options, Report, parse_options, progress
 from bench.stores import RedisStores
-from tests.support.ports import free_port
+from devtools.servers.ports import free_port
 
 RSS_TARGET_MB = 150.0
 CPU_TARGET_PERCENT = 5.0

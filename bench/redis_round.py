@@ -48,8 +48,9 @@ from bench.harness import (
     spied,
 )
 from bench.stores import REDIS_PASSWORD, RedisStores
-from monitor.app import Monitor
-from monitor.layout import redis_synchronized_on_key
+from monitor.daemon import freeze_startup_objects
+from monitor.service.monitor import Monitor
+from monitor.store_keys import redis_synchronized_on_key
 
 CONCURRENCY = 64  # ProbeConfig's defaults, which the monitor runs with here
 PER_HOST = 16
@@ -124,8 +125,7 @@ class Sample:
 
 
 async def _timed_monitor(monitor: Monitor, expected: int) -> Sample:
-    runner = monitor.state.runner
-    assert runner is not None
+    runner = monitor.runner
     runner.make_all_due()
     wall, cpu = time.perf_counter(), time.process_time()
     summary = await monitor.probe_round()
@@ -178,6 +178,7 @@ async def measure(
             ordered = [by_id[t.id] for t in monitor.state.targets]
             progress(f"N={size}: warm-up (health reads cached, floor warmed)")
             await _timed_monitor(monitor, size)
+            freeze_startup_objects()  # as the daemon does once it is ready
             await _timed_floor(ordered)
             mon: list[Sample] = []
             flo: list[Sample] = []

@@ -61,11 +61,10 @@ from bench.harness import (
     spied,
 )
 from bench.stores import RedisStores
+from monitor.export.metrics import ScrapeCache, prerender, render_metrics
 from monitor.log import Redactor
-from monitor.metrics import ScrapeCache, render_metrics, warm
-from monitor.report import build_report
-from monitor.state import MonitorState
-from monitor.web import make_web_app
+from monitor.service.state import MonitorState
+from monitor.web.app import make_web_app
 
 RATIO_TARGET = 1.5
 TIME_TARGET_MS = 100.0
@@ -206,10 +205,10 @@ async def measure(
         text_bytes=len(text),
     )
     # As the daemon runs: after each probe round it renders the new results'
-    # static text into the cache (warm), so a scrape joins text and computes
+    # static text into the cache (prerender), so a scrape joins text and computes
     # ages. "cold" is a scrape with every result new and nothing warmed.
     cache = ScrapeCache()
-    warm(state, cache)
+    prerender(state, cache)
     encoders: dict[str, tuple[Encoder, Encoder]] = {
         "text": (
             lambda: render_metrics(state, clock=lambda: now, cache=cache),
@@ -226,7 +225,7 @@ async def measure(
             lambda: generate_latest(floor_registry),
         ),
     }
-    app = make_web_app(state, Redactor(secrets), lambda: build_report(state), cache)
+    app = make_web_app(state, Redactor(secrets), cache)
     monitor_runner, monitor_url = await serve(app)
     floor_runner, floor_url = await serve(floor_app(floor_registry))
     paths: dict[str, tuple[list[float], list[float]]] = {
@@ -234,7 +233,7 @@ async def measure(
     }
     try:
         async with aiohttp.ClientSession() as session:
-            for url in (monitor_url, floor_url):  # warm both servers up
+            for url in (monitor_url, floor_url):  # prerender both servers up
                 await time_get(session, url)
             for i in range(options.repeat):
                 for side, url in ((0, monitor_url), (1, floor_url)):

@@ -3,7 +3,7 @@
 Starts its own redis-server (plain), the fault proxy in a child process in
 front of it, and the LaunchDarkly API simulator listing `--targets` Redis
 integrations (`--proxied` of them reached through the proxy). Then it runs
-`Monitor` (monitor.app) discovery and probe rounds back to back, every
+`Monitor` (monitor.service.monitor) discovery and probe rounds back to back, every
 target forced due each round, switching the proxy between pass, blackhole,
 reset, close_after and delay every `--toggle-every` rounds (each switch
 also breaks one API reply). RSS, open file descriptors and asyncio tasks
@@ -43,11 +43,12 @@ if str(REPO_ROOT) not in sys.path:
 
 import structlog  # noqa: E402 -- after the sys.path line, like the imports below
 
-from monitor.app import Monitor  # noqa: E402
+from devtools.ldsim import Scenario, Simulator, SimulatorServer  # noqa: E402
+from devtools.servers.proxy_process import ProxyProcess  # noqa: E402
+from devtools.servers.redis_server import RedisServer, start_redis  # noqa: E402
 from monitor.config import parse_config  # noqa: E402
-from monitor.simulator import Scenario, Simulator, SimulatorServer  # noqa: E402
-from tests.faults.proxy_process import ProxyProcess  # noqa: E402
-from tests.support.redis_server import RedisServer, start_redis  # noqa: E402
+from monitor.daemon import freeze_startup_objects  # noqa: E402
+from monitor.service.monitor import Monitor  # noqa: E402
 
 TOKEN = "soak-token"
 ENVIRONMENTS = 5
@@ -168,10 +169,8 @@ async def soak(args: argparse.Namespace, redis: RedisServer) -> dict[str, Any]:
             {"LD_API_TOKEN": TOKEN},
         )
         logger = cast(structlog.stdlib.BoundLogger, structlog.get_logger("soak"))
-        monitor = Monitor(config, logger)
-        await monitor.open(stack)
-        runner = monitor.state.runner
-        assert runner is not None
+        monitor = await stack.enter_async_context(Monitor(config, logger))
+        runner = monitor.runner
         started = time.monotonic()
         measured_from = started
         for number in range(1, args.rounds + 1):
@@ -184,6 +183,8 @@ async def soak(args: argparse.Namespace, redis: RedisServer) -> dict[str, Any]:
             for record in runner.records.values():
                 record.next_due = 0.0  # every target due: no backoff skips rounds
             await monitor.probe_round()
+            if number == 1:
+                freeze_startup_objects()  # as the daemon does once it is ready
             for target in monitor.state.targets:
                 result = runner.records[target.id].result
                 assert result is not None

@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from monitor.layout import (  # noqa: E402 -- after the repo root joins sys.path
+from devtools.servers.redis_server import RedisServer, start_redis  # noqa: E402 -- ditto
+from monitor.store_keys import (  # noqa: E402 -- after the repo root joins sys.path
     context_hash,
     redis_include_key,
     redis_synchronized_on_key,
 )
-from tests.support.redis_server import RedisServer, start_redis  # noqa: E402 -- ditto
 
 REDIS_PASSWORD = "bench-redis-password-7d1c"
 REDIS_STORES = 4
@@ -241,7 +241,7 @@ def serve_moto() -> None:
     )
     from werkzeug.serving import make_server  # noqa: PLC0415
 
-    from tests.support.moto_server import (  # noqa: PLC0415
+    from devtools.servers.moto_server import (  # noqa: PLC0415
         _AwsShapedResponses,  # the tests' fix of moto's duplicate Server header
         _QuietHandler,
     )

@@ -26,7 +26,8 @@ import structlog
 
 from monitor import __version__
 from monitor.config import ApiConfig
-from monitor.errors import ApiError, ApiErrorKind
+from monitor.launchdarkly.counters import ApiCounters
+from monitor.launchdarkly.errors import ApiError, ApiErrorKind
 from monitor.launchdarkly.models import (
     Environment,
     Integration,
@@ -84,10 +85,19 @@ class LaunchDarklyClient:
             "User-Agent": f"ld-store-monitor/{__version__}",
         }
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
-        self.requests: Counter[tuple[str, str]] = Counter()
-        self.rate_limit_remaining: dict[str, int] = {}
+        self.counters = ApiCounters()
         self._reset_at: float | None = None
         self._not_before: float = 0.0
+
+    @property
+    def requests(self) -> Counter[tuple[str, str]]:
+        """Requests made, by (endpoint, status code)."""
+        return self.counters.requests
+
+    @property
+    def rate_limit_remaining(self) -> dict[str, int]:
+        """Requests left per rate-limit scope, from the last reply."""
+        return self.counters.rate_limit_remaining
 
     def with_settings(self, settings: ApiConfig) -> LaunchDarklyClient:
         """This client with new settings; counters and rate limits carry over."""
@@ -100,8 +110,7 @@ class LaunchDarklyClient:
             retries=self._retries,
             rng=self._rng,
         )
-        fresh.requests = self.requests
-        fresh.rate_limit_remaining = self.rate_limit_remaining
+        fresh.counters = self.counters
         fresh._reset_at = self._reset_at
         fresh._not_before = self._not_before
         return fresh

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from monitor.probes import CanaryResult
+from monitor.probes.result import CanaryResult
 from monitor.targets import CanaryCheck
 
 

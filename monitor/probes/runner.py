@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from monitor.config import ProbeConfig
-from monitor.errors import Reason
-from monitor.probes import Probe, ProbeResult, Recorder, Step
+from monitor.probes.result import Probe, ProbeResult, Reason, Recorder, Step
 from monitor.targets import DynamoDBEndpoint, RedisEndpoint, Target
 
 # A failing target waits interval * 2^(failures-1) between probes,
@@ -82,15 +81,22 @@ class ProbeRunner:
         self._monotonic = monotonic
         self._clock = clock
         self.records: dict[str, TargetRecord] = {}
-        self.rounds = 0
         self._global = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
-    def configure(self, settings: ProbeConfig) -> None:
-        """Apply new probe settings (after a reload) from the next round."""
-        self.settings = settings
-        self._global = asyncio.Semaphore(settings.concurrency)
-        self._hosts.clear()
+    def reconfigure(self, settings: ProbeConfig) -> None:
+        """Apply reloaded probe settings from the next round, to the probes too."""
+        if settings != self.settings:
+            self.settings = settings
+            self._global = asyncio.Semaphore(settings.concurrency)
+            self._hosts.clear()
+        for probe in self._probes.values():
+            probe.reconfigure(settings)
+
+    async def close(self) -> None:
+        """Close every probe's shared clients."""
+        for probe in self._probes.values():
+            await probe.close()
 
     def make_all_due(self) -> None:
         """Probe every target in the next round (after a reload changed credentials)."""
@@ -114,7 +120,6 @@ class ProbeRunner:
         ]
         skipped = len(probeable) - len(due)
         results = await asyncio.gather(*(self._limited(t, started) for t in due))
-        self.rounds += 1
         reasons = Counter(str(r.reason) for r in results if r.reason is not None)
         return RoundSummary(
             probed=len(due),

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devtools.servers.moto_server import REGION
+from devtools.servers.ports import LOOPBACK, free_port
+from devtools.servers.tls import TlsCertSet
 from tests.e2e import scenario
 from tests.e2e.processes import Service, http_get_ok, samples, wait_for
 from tests.e2e.scenario import RichScenario
-from tests.support.moto_server import REGION
-from tests.support.ports import LOOPBACK, free_port
-from tests.support.tls import TlsCertSet
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0
@@ -76,7 +76,7 @@ def rich_scenario(
             [
                 sys.executable,
                 "-m",
-                "monitor.simulator",
+                "devtools.ldsim",
                 "--scenario",
                 str(scenario_file),
                 "--port",

@@ -44,7 +44,17 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
-from monitor.layout import (
+from devtools.servers.moto_server import (
+    REGION,
+    MotoServer,
+    _AwsShapedResponses,
+    _QuietHandler,
+    dynamodb_client,
+)
+from devtools.servers.ports import LOOPBACK
+from devtools.servers.redis_server import RedisServer, RedisTls, start_redis
+from devtools.servers.tls import TlsCertSet
+from monitor.store_keys import (
     context_hash,
     dynamodb_membership_namespace,
     dynamodb_metadata_key,
@@ -54,16 +64,6 @@ from monitor.layout import (
     segment_ref,
 )
 from tests.e2e.processes import Service, http_get_ok
-from tests.support.moto_server import (
-    REGION,
-    MotoServer,
-    _AwsShapedResponses,
-    _QuietHandler,
-    dynamodb_client,
-)
-from tests.support.ports import LOOPBACK
-from tests.support.redis_server import RedisServer, RedisTls, start_redis
-from tests.support.tls import TlsCertSet
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devtools.servers.ports import LOOPBACK, free_port
+from devtools.servers.redis_server import RedisServer
 from monitor import __version__
-from monitor.layout import redis_synchronized_on_key
+from monitor.store_keys import redis_synchronized_on_key
 from tests.e2e.processes import Service, http_get_ok, samples, wait_for
-from tests.support.ports import LOOPBACK, free_port
-from tests.support.redis_server import RedisServer
 from tests.unit.test_deploy_artifacts import build_image_venv
 
 pytestmark = pytest.mark.integration

@@ -23,10 +23,10 @@ from urllib.parse import quote, urlencode
 import pytest
 import yaml
 
+from devtools.servers.ports import LOOPBACK, free_port
 from tests.e2e import scenario
 from tests.e2e.processes import Service, http_get_ok, http_request, wait_for
 from tests.e2e.scenario import RichScenario
-from tests.support.ports import LOOPBACK, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -29,8 +29,8 @@ from playwright.async_api import (
     expect,
 )
 
-from monitor.page import PROBLEMS
-from tests.support.ports import LOOPBACK, free_port
+from devtools.servers.ports import LOOPBACK, free_port
+from monitor.web.page import PROBLEMS
 
 pytestmark = pytest.mark.e2e
 
@@ -77,13 +77,14 @@ def probed(status: dict[str, Any] | None) -> bool:
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[str]:
-    """`ld-store-monitor demo` on a free port, probed once; its base URL."""
+    """`python -m devtools.demo` on a free port, probed once; its base URL."""
     assert shutil.which("redis-server"), "redis-server is needed (make system-deps)"
     assert Path(CHROMIUM).exists(), "Debian's chromium is needed (make system-deps)"
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "demo", "--listen", f"{LOOPBACK}:{port}"],
+        [sys.executable, "-m", "devtools.demo", "--listen", f"{LOOPBACK}:{port}"],
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        cwd=Path(__file__).resolve().parents[2],  # devtools/ is not installed
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

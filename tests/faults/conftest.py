@@ -9,12 +9,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from monitor.app import Daemon
+from devtools.ldsim import Simulator, SimulatorServer
+from devtools.servers.proxy_process import ProxyProcess
 from monitor.config import parse_config
+from monitor.daemon import Daemon
 from monitor.log import Redactor
-from monitor.simulator import Simulator, SimulatorServer
 from tests.faults.daemon_harness import TOKEN, RunningDaemon, StartDaemon
-from tests.faults.proxy_process import ProxyProcess
 
 MakeProxyProcess = Callable[[str, int], Awaitable[ProxyProcess]]
 ServeSimulator = Callable[[Simulator], Awaitable[str]]

@@ -15,10 +15,10 @@ from typing import Any
 
 import aiohttp
 
-from monitor.app import Daemon
-from monitor.simulator import Scenario
+from devtools.ldsim import Scenario
+from devtools.servers.redis_server import RedisServer
+from monitor.daemon import Daemon
 from tests.faults.samples import Scrape
-from tests.support.redis_server import RedisServer
 
 TOKEN = "api-faults-test-token"
 FORBIDDEN_TOKEN = "reader-without-role"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.metrics import make_registry
-from monitor.state import MonitorState
+from monitor.export.metrics import make_registry
+from monitor.service.state import MonitorState
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from monitor.simulator import Simulator
-from monitor.simulator.stats import Stats
+from devtools.ldsim import Simulator
+from devtools.ldsim.stats import Stats
+from devtools.servers.redis_server import RedisServer
 from tests.faults.conftest import ServeSimulator
 from tests.faults.daemon_harness import (
     FORBIDDEN_TOKEN,
@@ -34,7 +35,6 @@ from tests.faults.daemon_harness import (
 )
 from tests.faults.samples import Scrape
 from tests.support.polling import wait_until
-from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devtools.ldsim import Simulator
+from devtools.servers.ports import free_port
+from devtools.servers.redis_server import RedisServer
 from monitor.probes.runner import RoundSummary
-from monitor.simulator import Simulator
 from tests.faults.conftest import ServeSimulator
 from tests.faults.daemon_harness import (
     STATIC,
@@ -32,8 +34,6 @@ from tests.faults.daemon_harness import (
 from tests.support.endpoints import BlackholeServer
 from tests.support.plugin import MakeFaultProxy
 from tests.support.polling import wait_until
-from tests.support.ports import free_port
-from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -140,7 +140,7 @@ async def test_healthy_stays_200_with_every_store_and_the_api_down(
     """A blackholed store and a stalled API for 2.5 s: /-/healthy answers 200 every time."""
     # A small grace makes "healthy" mean something here: a loop that stopped
     # ticking would be reported within this test, not after 30 s.
-    monkeypatch.setattr("monitor.scheduler.HEALTH_GRACE", 1.0)
+    monkeypatch.setattr("monitor.service.loops.HEALTH_GRACE", 1.0)
     sim = Simulator(scenario(redis_plain))
     sim.faults.stall = True
     url = await serve_simulator(sim)
@@ -177,7 +177,7 @@ async def test_healthy_turns_503_when_a_loop_is_stuck(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A probe step that ignores its timeout's cancellation stalls the loop: 503 naming it, 200 again once it returns."""
-    monkeypatch.setattr("monitor.scheduler.HEALTH_GRACE", 0.1)
+    monkeypatch.setattr("monitor.service.loops.HEALTH_GRACE", 0.1)
     seed_store(redis_plain)
     raw = daemon_config(
         redis_plain.url,

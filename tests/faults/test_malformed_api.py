@@ -22,13 +22,14 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from devtools.ldsim import Scenario, Simulator, SimulatorServer
 from monitor.config import ApiConfig, Filters
-from monitor.discovery import Discovery
 from monitor.launchdarkly.client import LaunchDarklyClient
+from monitor.launchdarkly.discovery import Discovery
 from monitor.launchdarkly.models import MAX_ERRORS_KEPT
-from monitor.simulator import Scenario, Simulator, SimulatorServer
-from monitor.state import MonitorState
+from monitor.service.state import MonitorState
 from tests.faults.samples import Scrape
+from tests.support.state import refresh_view, state_of
 
 pytestmark = pytest.mark.integration
 
@@ -241,7 +242,13 @@ class Watched:
 
     sim: Simulator
     discovery: Discovery
-    state: MonitorState
+    _state: MonitorState
+
+    @property
+    def state(self) -> MonitorState:
+        """The state after the discovery's latest round, as the monitor keeps it."""
+        refresh_view(self._state, self.discovery)
+        return self._state
 
 
 @pytest.fixture
@@ -255,7 +262,7 @@ async def watched() -> AsyncIterator[Watched]:
         log = structlog.get_logger("test")
         client = LaunchDarklyClient(session, api, log)
         discovery = Discovery(client, Filters(), log)
-        yield Watched(sim, discovery, MonitorState(discovery=discovery, client=client))
+        yield Watched(sim, discovery, state_of(discovery=discovery))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -26,20 +26,23 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
+from devtools.servers.fault_proxy import FaultProxy
+from devtools.servers.moto_server import (
+    MotoServer,
+    create_bigsegment_table,
+    put_metadata,
+)
+from devtools.servers.redis_server import RedisServer
 from monitor.config import ProbeConfig
-from monitor.errors import Reason
-from monitor.probes import Probe
-from monitor.probes.dynamodb import DynamoDBProbe
-from monitor.probes.redis import RedisProbe
+from monitor.probes.dynamodb.probe import DynamoDBProbe
+from monitor.probes.redis.probe import RedisProbe
+from monitor.probes.result import Probe, Reason
 from monitor.probes.runner import ProbeRunner, RoundSummary
-from monitor.state import Labels, MonitorState
-from monitor.targets import DynamoDBEndpoint, RedisEndpoint, Target
+from monitor.targets import DynamoDBEndpoint, Labels, RedisEndpoint, Target
 from tests.faults.conftest import MakeProxyProcess
 from tests.faults.samples import Scrape
-from tests.support.fault_proxy import FaultProxy
-from tests.support.moto_server import MotoServer, create_bigsegment_table, put_metadata
 from tests.support.plugin import REDIS_PASSWORD, MakeFaultProxy
-from tests.support.redis_server import RedisServer
+from tests.support.state import state_of
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +135,7 @@ def dynamodb_faults() -> tuple[StoreFault, ...]:
     """Proxy faults in front of moto, DynamoDB's JSON over HTTP."""
     return (
         # botocore reads with timeout/2 per attempt and retries once: either its
-        # ReadTimeoutError (aws_errors.classify: TIMEOUT) or, when the retry's
+        # ReadTimeoutError (probes.dynamodb.failures.classify: TIMEOUT) or, when the retry's
         # backoff pushes the second attempt past the runner's deadline, the
         # runner's TimeoutError (phase read): TIMEOUT both ways. Nothing was
         # answered, so up (an accepted signature) stays 0.
@@ -226,11 +229,7 @@ class Bed:
 
     def scrape(self) -> Scrape:
         """What /metrics would show now."""
-        return Scrape.of(
-            MonitorState(
-                discovery=None, client=None, runner=self.runner, targets=self.targets
-            )
-        )
+        return Scrape.of(state_of(self.runner, self.targets))
 
     async def round(self, advance: float = INTERVAL) -> tuple[RoundSummary, float]:
         """Move the clock, run a round; its summary and its wall-clock duration."""

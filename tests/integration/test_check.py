@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.simulator import Scenario, Simulator, SimulatorServer
-from tests.support.redis_server import RedisServer
+from devtools.ldsim import Scenario, Simulator, SimulatorServer
+from devtools.servers.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 

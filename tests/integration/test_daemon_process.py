@@ -19,12 +19,12 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from monitor.app import Daemon
+from devtools.ldsim import Scenario, Simulator, SimulatorServer
+from devtools.servers.ports import free_port
 from monitor.config import parse_config
+from monitor.daemon import Daemon
 from monitor.log import Redactor
-from monitor.simulator import Scenario, Simulator, SimulatorServer
 from tests.support.polling import wait_until
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -189,5 +189,5 @@ async def test_in_process_daemon_leaves_no_task_or_connection(
     await daemon.stop()
     # The simulator's side of the closed keep-alive connection ends a moment later.
     await wait_until(lambda: not (asyncio.all_tasks() - before), timeout=2)
-    assert daemon.state.client is not None
-    assert daemon.state.client._session.closed
+    assert daemon.monitor.client is not None
+    assert daemon.monitor.client._session.closed

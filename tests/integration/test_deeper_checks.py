@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,20 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from monitor.app import Daemon, Monitor
-from monitor.config import ProbeConfig, parse_config
-from monitor.layout import context_hash
+from devtools.ldsim import Scenario, Simulator, SimulatorServer
+from devtools.servers.redis_server import RedisServer, RedisTls
+from devtools.servers.tls import TlsCertSet
+from monitor.config import ProbeConfig, TlsConfig, parse_config
+from monitor.daemon import Daemon
+from monitor.export.metrics import make_registry
 from monitor.log import Redactor
-from monitor.metrics import make_registry
-from monitor.probes.redis import RedisProbe
+from monitor.probes.redis.probe import RedisProbe
 from monitor.probes.runner import ProbeRunner
-from monitor.simulator import Scenario, Simulator, SimulatorServer
-from monitor.state import Labels, MonitorState
-from monitor.targets import RedisEndpoint, Target, TlsSettings
+from monitor.service.monitor import Monitor
+from monitor.store_keys import context_hash
+from monitor.targets import Labels, RedisEndpoint, Target
 from tests.support.plugin import AclRedis, MakeRedis
-from tests.support.redis_server import RedisServer, RedisTls
-from tests.support.tls import TlsCertSet
+from tests.support.state import state_of
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ async def probe_samples(
         for record in runner.records.values():
             record.next_due = 0.0
         await runner.run_round(targets)
-    state = MonitorState(discovery=None, client=None, runner=runner, targets=targets)
+    state = state_of(runner, targets)
     values: Samples = {}
     for family in text_string_to_metric_families(
         generate_latest(make_registry(state)).decode()
@@ -176,7 +176,7 @@ async def test_certificate_expiring_soon_is_visible(
     server = make_redis(tls=RedisTls(server=tls_certs.expiring_soon))
     endpoint = endpoint_of(
         server,
-        tls=TlsSettings(ca_file=Path(tls_certs.ca.cert_file), server_name="localhost"),
+        tls=TlsConfig(ca_file=Path(tls_certs.ca.cert_file), server_name="localhost"),
     )
     values, _ = await probe_samples(endpoint)
     expiry = get(values, "ld_store_tls_cert_expiry_timestamp_seconds")
@@ -296,9 +296,7 @@ async def test_canaries_included_excluded_and_missing(
         },
         {"T": "tok"},
     )
-    monitor = Monitor(config, structlog.get_logger("test"))
-    async with AsyncExitStack() as stack:
-        await monitor.open(stack)
+    async with Monitor(config, structlog.get_logger("test")) as monitor:
         await monitor.discover()
         await monitor.probe_round()
     text = generate_latest(make_registry(monitor.state)).decode()
@@ -309,9 +307,7 @@ async def test_canaries_included_excluded_and_missing(
         if s.name == "ld_store_canary_ok"
     }
     assert values == {"alice-in": 1.0, "bob-out": 1.0, "carol-in": 0.0}
-    runner = monitor.state.runner
-    assert runner is not None
-    result = runner.records[INTEGRATION].result
+    result = monitor.runner.records[INTEGRATION].result
     assert result is not None
     details = {c.name: c.detail for c in result.canaries}
     assert details["carol-in"] == "context is not listed for beta.g3, expected included"
@@ -355,13 +351,9 @@ async def test_static_target_canary_needs_a_generation(
         },
         {},
     )
-    monitor = Monitor(config, structlog.get_logger("test"))
-    async with AsyncExitStack() as stack:
-        await monitor.open(stack)
+    async with Monitor(config, structlog.get_logger("test")) as monitor:
         await monitor.probe_round()
-    runner = monitor.state.runner
-    assert runner is not None
-    result = runner.records["relay"].result
+    result = monitor.runner.records["relay"].result
     assert result is not None
     outcomes = {c.name: c.ok for c in result.canaries}
     assert outcomes == {"dave": True, "no-gen": None}

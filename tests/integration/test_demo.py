@@ -6,14 +6,17 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.ports import free_port
+from devtools.servers.ports import free_port
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def scrape_when_probed(port: int) -> str:
@@ -37,11 +40,11 @@ async def test_demo_probes_its_stores_and_stops_on_ctrl_c() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "monitor",
-        "demo",
+        "devtools.demo",
         "--listen",
         f"127.0.0.1:{port}",
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        cwd=ROOT,  # devtools/ is not installed
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

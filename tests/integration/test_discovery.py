@@ -11,15 +11,15 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from monitor.app import Daemon
+from devtools.ldsim import Scenario, Simulator, SimulatorServer
 from monitor.config import ApiConfig, Filters, Scope, parse_config
-from monitor.discovery import Discovery
-from monitor.errors import ApiError, ApiErrorKind
+from monitor.daemon import Daemon
 from monitor.launchdarkly.client import LaunchDarklyClient
+from monitor.launchdarkly.discovery import Discovery
+from monitor.launchdarkly.errors import ApiError, ApiErrorKind
 from monitor.launchdarkly.models import Problems, RedisSettings
+from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor
-from monitor.sharding import Shard
-from monitor.simulator import Scenario, Simulator, SimulatorServer
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration

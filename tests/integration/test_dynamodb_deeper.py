@@ -7,18 +7,17 @@ import time
 import pytest
 import structlog
 
-from monitor.config import ProbeConfig
-from monitor.layout import context_hash
-from monitor.probes import Recorder
-from monitor.probes.dynamodb import DynamoDBProbe
-from monitor.state import Labels
-from monitor.targets import CanaryCheck, DynamoDBEndpoint, Target
-from tests.support.moto_server import (
+from devtools.servers.moto_server import (
     MotoServer,
     create_bigsegment_table,
     put_membership,
     put_metadata,
 )
+from monitor.config import ProbeConfig
+from monitor.probes.dynamodb.probe import DynamoDBProbe
+from monitor.probes.result import Recorder
+from monitor.store_keys import context_hash
+from monitor.targets import CanaryCheck, DynamoDBEndpoint, Labels, Target
 
 pytestmark = pytest.mark.integration
 

@@ -17,16 +17,7 @@ from moto.sts.models import sts_backends
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import ProbeConfig
-from monitor.metrics import make_registry
-from monitor.probes import ProbeResult
-from monitor.probes.aws_errors import classify
-from monitor.probes.dynamodb import DESCRIBE_EVERY, DynamoDBProbe
-from monitor.probes.runner import ProbeRunner
-from monitor.state import Labels, MonitorState
-from monitor.targets import DynamoDBEndpoint, Target
-from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
-from tests.support.moto_server import (
+from devtools.servers.moto_server import (
     MotoServer,
     create_bigsegment_table,
     dynamodb_client,
@@ -34,6 +25,15 @@ from tests.support.moto_server import (
     make_iam_user,
     put_metadata,
 )
+from monitor.config import ProbeConfig
+from monitor.export.metrics import make_registry
+from monitor.probes.dynamodb.failures import classify
+from monitor.probes.dynamodb.probe import DESCRIBE_EVERY, DynamoDBProbe
+from monitor.probes.result import ProbeResult
+from monitor.probes.runner import ProbeRunner
+from monitor.targets import DynamoDBEndpoint, Labels, Target
+from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
+from tests.support.state import state_of
 
 pytestmark = pytest.mark.integration
 
@@ -102,13 +102,7 @@ async def run_round(
 
 def samples(runner: ProbeRunner, target: Target) -> Samples:
     """The exported series of `target`, keyed by name and non-identity labels."""
-    state = MonitorState(
-        discovery=None,
-        client=None,
-        runner=runner,
-        targets=(target,),
-        stale_after=STALE_AFTER,
-    )
+    state = state_of(runner, (target,), stale_after=STALE_AFTER)
     text = generate_latest(make_registry(state)).decode()
     values: Samples = {}
     for family in text_string_to_metric_families(text):

@@ -13,12 +13,13 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from devtools.ldsim import Scenario, Simulator, SimulatorServer
 from monitor.config import ApiConfig, Filters
-from monitor.discovery import Discovery
+from monitor.export.metrics import make_registry, render_metrics
 from monitor.launchdarkly.client import LaunchDarklyClient
-from monitor.metrics import make_registry, render_metrics
-from monitor.simulator import Scenario, Simulator, SimulatorServer
-from monitor.state import MonitorState
+from monitor.launchdarkly.discovery import Discovery
+from monitor.service.state import MonitorState
+from tests.support.state import refresh_view, state_of
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,7 @@ SCENARIO = {
 
 
 @pytest.fixture
-async def state() -> AsyncIterator[tuple[MonitorState, Simulator]]:
+async def state() -> AsyncIterator[tuple[MonitorState, Discovery, Simulator]]:
     """A monitor state after one discovery round against the simulator."""
     simulator = Simulator(Scenario.from_dict(SCENARIO), clock=lambda: NOW)
     async with SimulatorServer(simulator) as server, aiohttp.ClientSession() as session:
@@ -109,7 +110,7 @@ async def state() -> AsyncIterator[tuple[MonitorState, Simulator]]:
             client, Filters(), structlog.get_logger("test"), clock=lambda: NOW
         )
         await discovery.run_once()
-        yield MonitorState(discovery=discovery, client=client), simulator
+        yield state_of(discovery=discovery), discovery, simulator
 
 
 def samples(
@@ -139,10 +140,10 @@ def key(
 
 
 async def test_api_status_metrics_per_state(
-    state: tuple[MonitorState, Simulator],
+    state: tuple[MonitorState, Discovery, Simulator],
 ) -> None:
     """Each _status field maps to its gauge; absent fields give absent series."""
-    monitor_state, _ = state
+    monitor_state, _, _ = state
     values = samples(
         generate_latest(make_registry(monitor_state, clock=lambda: NOW + 10)).decode()
     )
@@ -204,10 +205,10 @@ async def test_api_status_metrics_per_state(
 
 
 async def test_exposition_parses_as_text_and_openmetrics(
-    state: tuple[MonitorState, Simulator],
+    state: tuple[MonitorState, Discovery, Simulator],
 ) -> None:
     """The daemon's own writer: both formats parse with prometheus_client's parsers, same samples."""
-    monitor_state, _ = state
+    monitor_state, _, _ = state
     text = render_metrics(monitor_state, clock=lambda: NOW).decode()
     openmetrics = render_metrics(
         monitor_state, openmetrics=True, clock=lambda: NOW
@@ -219,10 +220,10 @@ async def test_exposition_parses_as_text_and_openmetrics(
 
 
 async def test_writer_matches_prometheus_client_output(
-    state: tuple[MonitorState, Simulator],
+    state: tuple[MonitorState, Discovery, Simulator],
 ) -> None:
     """Re-encoding the parsed families with prometheus_client gives the same samples."""
-    monitor_state, _ = state
+    monitor_state, _, _ = state
     ours = samples(render_metrics(monitor_state, clock=lambda: NOW).decode())
     theirs = samples(
         generate_latest(make_registry(monitor_state, clock=lambda: NOW)).decode()
@@ -232,13 +233,13 @@ async def test_writer_matches_prometheus_client_output(
 
 
 async def test_deleted_integration_series_disappear(
-    state: tuple[MonitorState, Simulator],
+    state: tuple[MonitorState, Discovery, Simulator],
 ) -> None:
     """After an integration is deleted, its series are gone from the next scrape."""
-    monitor_state, simulator = state
+    monitor_state, discovery, simulator = state
     simulator.delete_integration("broken")
-    assert monitor_state.discovery is not None
-    await monitor_state.discovery.run_once()
+    await discovery.run_once()
+    refresh_view(monitor_state, discovery)
     text = generate_latest(make_registry(monitor_state, clock=lambda: NOW)).decode()
     assert 'integration_id="broken"' not in text
     assert 'integration_id="healthy"' in text

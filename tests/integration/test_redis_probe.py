@@ -14,17 +14,17 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from monitor.config import ProbeConfig
-from monitor.metrics import make_registry
-from monitor.probes import ProbeResult
-from monitor.probes.redis import RedisProbe
+from devtools.servers.redis_server import RedisServer, RedisTls
+from devtools.servers.tls import TlsCertSet
+from monitor.config import ProbeConfig, TlsConfig
+from monitor.export.metrics import make_registry
+from monitor.probes.redis.probe import RedisProbe
+from monitor.probes.result import ProbeResult
 from monitor.probes.runner import ProbeRunner
-from monitor.state import Labels, MonitorState
-from monitor.targets import RedisEndpoint, Target, TlsSettings
+from monitor.targets import Labels, RedisEndpoint, Target
 from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
 from tests.support.plugin import REDIS_PASSWORD, AclRedis, MakeRedis
-from tests.support.redis_server import RedisServer, RedisTls
-from tests.support.tls import TlsCertSet
+from tests.support.state import state_of
 
 pytestmark = pytest.mark.integration
 
@@ -66,13 +66,7 @@ async def probe(
     )
     target = target_for(endpoint)
     await runner.run_round([target])
-    state = MonitorState(
-        discovery=None,
-        client=None,
-        runner=runner,
-        targets=(target,),
-        stale_after=STALE_AFTER,
-    )
+    state = state_of(runner, (target,), stale_after=STALE_AFTER)
     text = generate_latest(make_registry(state)).decode()
     values: Samples = {}
     for family in text_string_to_metric_families(text):
@@ -301,7 +295,7 @@ def tls_endpoint(server: RedisServer, certs: TlsCertSet, **tls: Any) -> RedisEnd
     """A TLS endpoint trusting the test CA unless told otherwise."""
     settings: dict[str, Any] = {"ca_file": Path(certs.ca.cert_file)}
     settings.update(tls)
-    return endpoint_of(server, tls=TlsSettings(**settings))
+    return endpoint_of(server, tls=TlsConfig(**settings))
 
 
 async def test_tls_with_the_right_ca_works_and_exports_expiry(
@@ -322,7 +316,7 @@ async def test_tls_without_the_ca_is_tls_verify(
     redis_tls: RedisServer, tls_certs: TlsCertSet
 ) -> None:
     """An untrusted certificate (system CAs only) is reason tls_verify."""
-    result, values = await probe(endpoint_of(redis_tls, tls=TlsSettings()))
+    result, values = await probe(endpoint_of(redis_tls, tls=TlsConfig()))
     assert result.reason == "tls_verify"
     assert_status(values, up=0, available=0, stale=0)
 
@@ -330,7 +324,7 @@ async def test_tls_without_the_ca_is_tls_verify(
 async def test_tls_insecure_skip_verify_connects(redis_tls: RedisServer) -> None:
     """insecure_skip_verify accepts the untrusted certificate."""
     result, _ = await probe(
-        endpoint_of(redis_tls, tls=TlsSettings(insecure_skip_verify=True))
+        endpoint_of(redis_tls, tls=TlsConfig(insecure_skip_verify=True))
     )
     assert result.up
     assert result.reason is None

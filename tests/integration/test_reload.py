@@ -18,13 +18,13 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from monitor.app import Daemon
+from devtools.servers.ports import free_port
+from devtools.servers.redis_server import RedisServer
 from monitor.config import load_config
+from monitor.daemon import Daemon
 from monitor.log import Redactor
 from tests.support.plugin import REDIS_PASSWORD
 from tests.support.polling import wait_until
-from tests.support.ports import free_port
-from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +71,7 @@ async def daemon(
 
 def reason_of(daemon: Daemon) -> str | None:
     """The static target's last failure reason (None when healthy or not probed)."""
-    runner = daemon.state.runner
-    assert runner is not None
-    record = runner.records.get("store")
+    record = daemon.state.records.get("store")
     if record is None or record.result is None:
         return "unprobed"
     return None if record.result.reason is None else str(record.result.reason)

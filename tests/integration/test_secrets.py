@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 import yaml
 
+from devtools.ldsim import Scenario, Simulator, SimulatorServer
+from devtools.servers.ports import free_port
+from devtools.servers.redis_server import RedisServer
 from monitor import cli
-from monitor.simulator import Scenario, Simulator, SimulatorServer
 from tests.support.plugin import REDIS_PASSWORD
-from tests.support.ports import free_port
-from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -217,7 +217,7 @@ def test_crash_output_is_redacted(
             f"boom while using {TOKEN} and redis://u:{WRONG_REDIS_PASSWORD}@h"
         )
 
-    monkeypatch.setattr("monitor.app.run_daemon", explode)
+    monkeypatch.setattr("monitor.daemon.run_daemon", explode)
     code = cli.main(["run", "--config", str(config), "--log-format", "json"])
     captured = capsys.readouterr()
     assert code == 1

@@ -13,8 +13,8 @@ from jsonschema import Draft4Validator, Draft7Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-from monitor.simulator import Simulator, SimulatorServer, load_demo_scenario
-from monitor.simulator.scenario import RateLimit
+from devtools.ldsim import Simulator, SimulatorServer, load_demo_scenario
+from devtools.ldsim.scenario import RateLimit
 
 pytestmark = pytest.mark.integration
 

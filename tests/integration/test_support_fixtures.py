@@ -22,9 +22,8 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
-from tests.support.fault_proxy import FaultProxy, Mode
-from tests.support.moto_server import (
+from devtools.servers.fault_proxy import FaultProxy, Mode
+from devtools.servers.moto_server import (
     MotoServer,
     create_bigsegment_table,
     dynamodb_client,
@@ -32,14 +31,15 @@ from tests.support.moto_server import (
     put_membership,
     put_metadata,
 )
-from tests.support.plugin import REDIS_PASSWORD, AclRedis, MakeFaultProxy, MakeRedis
-from tests.support.redis_server import (
+from devtools.servers.redis_server import (
     RedisServer,
     RedisStartError,
     RedisTls,
     start_redis,
 )
-from tests.support.tls import TlsCertSet
+from devtools.servers.tls import TlsCertSet
+from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
+from tests.support.plugin import REDIS_PASSWORD, AclRedis, MakeFaultProxy, MakeRedis
 
 pytestmark = pytest.mark.integration
 

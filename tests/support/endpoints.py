@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Self
 
-from tests.support.ports import LOOPBACK
+from devtools.servers.ports import LOOPBACK
 
 # RFC 6761: names under .invalid never resolve, on any resolver.
 UNRESOLVABLE_HOST = "no-such-host.invalid"

@@ -15,11 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.endpoints import BlackholeServer
-from tests.support.endpoints import closed_port as _closed_port
-from tests.support.fault_proxy import FaultProxy
-from tests.support.moto_server import MotoServer, start_moto_server
-from tests.support.redis_server import (
+from devtools.servers.fault_proxy import FaultProxy
+from devtools.servers.moto_server import MotoServer, start_moto_server
+from devtools.servers.redis_server import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     MONITOR_USER,
@@ -31,7 +29,9 @@ from tests.support.redis_server import (
     RedisTls,
     start_redis,
 )
-from tests.support.tls import CertAuthority, TlsCertSet, make_cert_set
+from devtools.servers.tls import CertAuthority, TlsCertSet, make_cert_set
+from tests.support.endpoints import BlackholeServer
+from tests.support.endpoints import closed_port as _closed_port
 
 REDIS_PASSWORD = "default-user-secret"
 

@@ -12,12 +12,12 @@ import yaml
 
 from monitor.config import (
     Config,
+    ConfigError,
     RedisTarget,
     load_config,
     parse_config,
     parse_duration,
 )
-from monitor.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "ld-store-monitor.example.yaml"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.discovery import DiscoveredIntegration
+from monitor.export.report import sync_disagreement
+from monitor.launchdarkly.discovery import DiscoveredIntegration
 from monitor.launchdarkly.models import ApiStatus, Integration
-from monitor.probes import ProbeResult
-from monitor.report import sync_disagreement
+from monitor.probes.result import ProbeResult
 
 NOW = 1_800_000_000.0
 STALE_AFTER = 120.0

@@ -9,7 +9,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from monitor.exposition import Family, escape, format_value, label_string, render
+from monitor.export.exposition import Family, escape, format_value, label_string, render
 
 
 def test_label_values_are_escaped_and_parse_back() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from monitor.page import REFRESH_SECONDS, format_age, render_page
+from monitor.web.page import REFRESH_SECONDS, format_age, render_page
 
 NOW = 1_800_000_000.0
 HOSTILE = '<script>alert("x")</script>'
@@ -53,7 +53,7 @@ def parse(html: str) -> Parsed:
 
 
 def row(name: str, verdict: str, **overrides: Any) -> dict[str, Any]:
-    """A report row shaped like `monitor.report.target_row`'s, healthy by default."""
+    """A report row shaped like `monitor.export.report.target_row`'s, healthy by default."""
     base: dict[str, Any] = {
         "id": name.lower().replace(" ", "-"),
         "source": "api",

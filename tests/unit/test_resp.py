@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from monitor.probes.resp import RespConnection, RespError, RespProtocolError, pack
+from monitor.probes.redis.resp import RespConnection, RespError, RespProtocolError, pack
 
 
 def test_pack_is_resp_arrays_of_bulk_strings() -> None:

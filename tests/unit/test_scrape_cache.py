@@ -7,11 +7,12 @@ import dataclasses
 import structlog
 
 from monitor.config import ProbeConfig
-from monitor.metrics import ScrapeCache, render_metrics, warm
-from monitor.probes import ProbeResult, RedisHealth
+from monitor.export.metrics import ScrapeCache, prerender, render_metrics
+from monitor.probes.result import ProbeResult, RedisHealth
 from monitor.probes.runner import ProbeRunner, TargetRecord
-from monitor.state import Labels, MonitorState
-from monitor.targets import RedisEndpoint, Target
+from monitor.service.state import MonitorState
+from monitor.targets import Labels, RedisEndpoint, Target
+from tests.support.state import state_of
 
 NOW = 1_800_000_000.0
 
@@ -32,9 +33,7 @@ def state_with(results: dict[str, ProbeResult]) -> MonitorState:
             )
         )
         runner.records[name] = TargetRecord(result=result, last_success=NOW)
-    return MonitorState(
-        discovery=None, client=None, runner=runner, targets=tuple(targets)
-    )
+    return state_of(runner, targets)
 
 
 def result(synced_ago: float, up: bool = True) -> ProbeResult:
@@ -53,10 +52,10 @@ def result(synced_ago: float, up: bool = True) -> ProbeResult:
 
 
 def test_cached_render_equals_fresh_render() -> None:
-    """With a warm cache the exposition is byte for byte what a fresh render gives."""
+    """With a prerender cache the exposition is byte for byte what a fresh render gives."""
     state = state_with({"a": result(5), "b": result(500)})
     cache = ScrapeCache()
-    warm(state, cache)
+    prerender(state, cache)
     fresh = render_metrics(state, clock=lambda: NOW + 10)
     assert render_metrics(state, clock=lambda: NOW + 10, cache=cache) == fresh
     assert render_metrics(
@@ -89,10 +88,9 @@ def test_a_new_result_replaces_the_kept_text() -> None:
     state = state_with({"a": result(5, up=True)})
     cache = ScrapeCache()
     render_metrics(state, clock=lambda: NOW, cache=cache)
-    assert state.runner is not None
-    state.runner.records["a"] = dataclasses.replace(
-        state.runner.records["a"], result=result(5, up=False)
-    )
+    records = state.records
+    assert isinstance(records, dict)  # the runner's own dict, shared with the state
+    records["a"] = dataclasses.replace(records["a"], result=result(5, up=False))
     text = render_metrics(state, clock=lambda: NOW, cache=cache).decode()
     assert (
         'ld_store_probe_up{project="p",environment="e",integration="redis",integration_id="a"} 0.0'

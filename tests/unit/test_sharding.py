@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.sharding import Shard
+from monitor.launchdarkly.sharding import Shard
 
 
 @pytest.mark.parametrize("spec", ["0/1", "2/3", " 4/5 "])

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from monitor.simulator import (
+from devtools.ldsim import (
     DEFAULT_TOKEN,
     Scenario,
     Simulator,
@@ -25,7 +25,7 @@ from monitor.simulator import (
     load_demo_scenario,
     load_scenario,
 )
-from monitor.simulator.state import mask_secret
+from devtools.ldsim.state import mask_secret
 
 TOKEN = "test-token"
 REDIS_ID = "0123456789abcdef01234567"
@@ -1045,11 +1045,11 @@ def _env() -> dict[str, str]:
 
 
 async def test_module_serves_the_demo_and_exits_cleanly_on_sigterm() -> None:
-    """`python -m monitor.simulator` prints its URL, answers, and exits 0 on SIGTERM."""
+    """`python -m devtools.ldsim` prints its URL, answers, and exits 0 on SIGTERM."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "monitor.simulator",
+        "devtools.ldsim",
         "--port",
         "0",
         "--token",
@@ -1085,7 +1085,7 @@ async def test_module_exits_2_on_a_bad_scenario(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "monitor.simulator",
+        "devtools.ldsim",
         "--scenario",
         str(bad),
         stdout=asyncio.subprocess.PIPE,

@@ -5,20 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from monitor.config import parse_config
-from monitor.discovery import DiscoveredIntegration
+from monitor.config import TlsConfig, parse_config
+from monitor.launchdarkly.discovery import DiscoveredIntegration
 from monitor.launchdarkly.models import (
     ApiStatus,
     DynamoDBSettings,
     Integration,
     RedisSettings,
 )
-from monitor.targets import (
-    DynamoDBEndpoint,
-    RedisEndpoint,
-    TlsSettings,
-    resolve_targets,
-)
+from monitor.targets import DynamoDBEndpoint, RedisEndpoint, resolve_targets
 
 ENV = {"LD_API_TOKEN": "t", "PW": "s3cret", "RELAY_PW": "relay-pw"}
 
@@ -135,9 +130,9 @@ def test_tls_follows_the_integration_or_the_credential(tmp_path: Path) -> None:
     assert isinstance(plain.endpoint, RedisEndpoint)
     assert plain.endpoint.tls is None
     assert isinstance(tls.endpoint, RedisEndpoint)
-    assert tls.endpoint.tls == TlsSettings()
+    assert tls.endpoint.tls == TlsConfig()
     assert isinstance(custom.endpoint, RedisEndpoint)
-    assert custom.endpoint.tls == TlsSettings(
+    assert custom.endpoint.tls == TlsConfig(
         ca_file=tmp_path / "ca.pem", server_name="redis.example"
     )
 
@@ -236,7 +231,7 @@ def test_static_targets_from_urls() -> None:
         "mon",
         2,
     )
-    assert endpoint.tls == TlsSettings()
+    assert endpoint.tls == TlsConfig()
     assert endpoint.password is not None
     assert endpoint.password.get_secret_value() == "relay-pw"
     assert ddb_target.prefix == ""

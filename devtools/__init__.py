@@ -1,0 +1,1 @@
+"""Development tools, never packaged: the API simulator, the demo, test servers."""

@@ -1,0 +1,248 @@
+"""The REST endpoints the simulator answers, and LaunchDarkly's error shape."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from devtools.ldsim.jsonpatch import PatchConflictError, PatchError, apply_patch
+from devtools.ldsim.scenario import INTEGRATION_KINDS, EnvironmentSpec, ProjectSpec
+from devtools.ldsim.state import INTEGRATIONS_PATH, Integration, SimulatorState
+
+_ONE: Final = f"{INTEGRATIONS_PATH}/{{project}}/{{environment}}/{{kind}}"
+ROUTES: Final = (
+    ("GET", INTEGRATIONS_PATH, "list_integrations"),
+    ("POST", _ONE, "create_integration"),
+    ("GET", f"{_ONE}/{{id}}", "get_integration"),
+    ("PATCH", f"{_ONE}/{{id}}", "patch_integration"),
+    ("DELETE", f"{_ONE}/{{id}}", "delete_integration"),
+    ("GET", "/api/v2/projects/{project}", "get_project"),
+    ("GET", "/api/v2/projects/{project}/environments/{environment}", "get_environment"),
+    ("GET", "/api/v2/segments/{project}/{environment}/{segment}", "get_segment"),
+)
+BETA_ENDPOINTS: Final = frozenset(
+    {"list_integrations", "create_integration", "get_integration"}
+    | {"patch_integration", "delete_integration"}
+)
+_WRITABLE: Final = frozenset({"name", "on", "tags", "config"})
+_ERROR_CODES: Final = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    429: "rate_limited",
+    500: "internal_server_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+ApiHandler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class ApiError(Exception):
+    """An error reply in LaunchDarkly's shape, raised inside a handler."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or _ERROR_CODES.get(status, "error")
+        self.message = message
+
+    def response(self) -> web.Response:
+        """Return the reply: `{"code", "message", "id"}`."""
+        return json_response(self.status, error_body(self.code, self.message))
+
+
+def error_body(code: str, message: str) -> dict[str, str]:
+    """Return an error document with a fresh correlation id."""
+    return {"code": code, "message": message, "id": str(uuid.uuid4())}
+
+
+def json_response(status: int, doc: Any) -> web.Response:
+    """Return a JSON reply."""
+    return web.Response(
+        status=status, body=json.dumps(doc).encode(), content_type="application/json"
+    )
+
+
+class Endpoints:
+    """Handlers for each REST endpoint over the simulator's state."""
+
+    def __init__(self, state: SimulatorState) -> None:
+        self._state = state
+        self.handlers: dict[str, ApiHandler] = {
+            "list_integrations": self.list_integrations,
+            "create_integration": self.create_integration,
+            "get_integration": self.get_integration,
+            "patch_integration": self.patch_integration,
+            "delete_integration": self.delete_integration,
+            "get_project": self.get_project,
+            "get_environment": self.get_environment,
+            "get_segment": self.get_segment,
+        }
+
+    async def list_integrations(self, _request: web.Request) -> web.Response:
+        """List every integration plus the raw items."""
+        return json_response(200, self._state.collection_doc())
+
+    async def get_integration(self, request: web.Request) -> web.Response:
+        """Return one integration."""
+        doc = self._state.integration_doc(self._lookup(request), redact=True)
+        return json_response(200, doc)
+
+    async def create_integration(self, request: web.Request) -> web.Response:
+        """Create an integration from an `IntegrationDeliveryConfigurationPost`."""
+        info = request.match_info
+        kind = info["kind"]
+        if kind not in INTEGRATION_KINDS:
+            raise ApiError(
+                400, f"integrationKey must be redis or dynamodb, not {kind!r}"
+            )
+        self._environment_or_404(info["project"], info["environment"])
+        body = await _read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "body must be an IntegrationDeliveryConfigurationPost")
+        if not isinstance(body.get("config"), dict):
+            raise ApiError(400, "config is required and must be an object")
+        _check_fields({"on": False, "tags": [], "name": "", **body}, kind)
+        config = dict(body["config"])
+        if kind == "dynamodb":
+            # LaunchDarkly generates the external ID for the IAM trust policy.
+            config.setdefault("externalId", str(uuid.uuid4()))
+        new_id = self._state.add_integration(
+            info["project"],
+            info["environment"],
+            kind,
+            name=body.get("name", ""),
+            config=config,
+            on=body.get("on", False),
+            tags=body.get("tags", []),
+        )
+        integration = self._state.integrations[new_id]
+        return json_response(201, self._state.integration_doc(integration, redact=True))
+
+    async def patch_integration(self, request: web.Request) -> web.Response:
+        """Apply an RFC 6902 JSON Patch and bump the version."""
+        integration = self._lookup(request)
+        operations = await _read_json(request)
+        document = {
+            "_id": integration.id,
+            "integrationKey": integration.kind,
+            "projectKey": integration.project,
+            "environmentKey": integration.environment,
+            "version": integration.version,
+            "name": integration.name,
+            "on": integration.on,
+            "tags": integration.tags,
+            "config": integration.config,
+        }
+        try:
+            patched = apply_patch(document, operations, writable=_writable)
+        except PatchConflictError as err:
+            raise ApiError(409, str(err), "optimistic_locking_error") from err
+        except PatchError as err:
+            raise ApiError(400, str(err)) from err
+        if not isinstance(patched.get("config"), dict):
+            raise ApiError(400, "config must stay an object")
+        _check_fields(patched, integration.kind)
+        integration.name = patched["name"]
+        integration.on = patched["on"]
+        integration.tags = list(patched["tags"])
+        integration.config = patched["config"]
+        integration.version += 1
+        return json_response(200, self._state.integration_doc(integration, redact=True))
+
+    async def delete_integration(self, request: web.Request) -> web.Response:
+        """Delete one integration."""
+        del self._state.integrations[self._lookup(request).id]
+        return web.Response(status=204)
+
+    async def get_project(self, request: web.Request) -> web.Response:
+        """Return a project; `?expand=environments` includes its environments."""
+        project = self._state.projects.get(request.match_info["project"])
+        if project is None:
+            raise ApiError(404, "Unknown project")
+        expand = "environments" in request.query.get("expand", "").split(",")
+        return json_response(
+            200, self._state.project_doc(project, expand_environments=expand)
+        )
+
+    async def get_environment(self, request: web.Request) -> web.Response:
+        """Return an environment (its `_id` is the client-side ID)."""
+        info = request.match_info
+        project, env = self._environment_or_404(info["project"], info["environment"])
+        return json_response(200, self._state.environment_doc(project, env))
+
+    async def get_segment(self, request: web.Request) -> web.Response:
+        """Return a segment's metadata."""
+        info = request.match_info
+        self._environment_or_404(info["project"], info["environment"])
+        key = (info["project"], info["environment"], info["segment"])
+        segment = self._state.segments.get(key)
+        if segment is None:
+            raise ApiError(404, "Unknown segment")
+        return json_response(200, self._state.segment_doc(segment))
+
+    def _lookup(self, request: web.Request) -> Integration:
+        """Return the integration a request's path names, or raise 404."""
+        info = request.match_info
+        self._environment_or_404(info["project"], info["environment"])
+        found = self._state.integrations.get(info["id"])
+        if found is None or (found.project, found.environment, found.kind) != (
+            info["project"],
+            info["environment"],
+            info["kind"],
+        ):
+            raise ApiError(404, "Unknown big segment store integration")
+        return found
+
+    def _environment_or_404(
+        self, project_key: str, environment_key: str
+    ) -> tuple[ProjectSpec, EnvironmentSpec]:
+        """Return a project and one of its environments, or raise 404."""
+        project = self._state.projects.get(project_key)
+        if project is None:
+            raise ApiError(404, "Unknown project")
+        environment = project.environment(environment_key)
+        if environment is None:
+            raise ApiError(404, "Unknown environment")
+        return project, environment
+
+
+async def _read_json(request: web.Request) -> Any:
+    """Return the parsed request body or raise 400."""
+    try:
+        return json.loads(await request.read())
+    except ValueError as err:
+        raise ApiError(400, f"request body is not valid JSON: {err}") from err
+
+
+def _check_fields(doc: dict[str, Any], kind: str) -> None:
+    """Raise 400 if name, on, tags or the config values have the wrong type."""
+    if not isinstance(doc.get("name"), str):
+        raise ApiError(400, "name must be a string")
+    if not isinstance(doc.get("on"), bool):
+        raise ApiError(400, "on must be a boolean")
+    tags = doc.get("tags")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ApiError(400, "tags must be an array of strings")
+    config = doc["config"]
+    if kind == "redis":
+        # The API checks the Redis manifest's types: `port` is a string, not a number.
+        for key in ("host", "port", "username", "password"):
+            if key in config and not isinstance(config[key], str):
+                raise ApiError(400, f"config.{key} must be a string")
+        if "tlsEnabled" in config and not isinstance(config["tlsEnabled"], bool):
+            raise ApiError(400, "config.tlsEnabled must be a boolean")
+
+
+def _writable(path: str) -> bool:
+    """Return whether a JSON Patch may change the value at `path`."""
+    return path.startswith("/") and path.split("/")[1] in _WRITABLE

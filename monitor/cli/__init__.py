@@ -1,0 +1,182 @@
+"""Command line: run, check, validate-config, demo.
+
+Exit codes: 0 fine; 1 unhealthy (check) or crashed; 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from monitor import __version__
+from monitor.config import Config, ConfigError, load_config
+from monitor.launchdarkly.sharding import Shard
+from monitor.log import Redactor, configure_logging
+
+EXIT_OK = 0
+EXIT_UNHEALTHY = 1
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ld-store-monitor",
+        description="Watch LaunchDarkly big segment stores; export Prometheus metrics.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, *, config_required: bool = True) -> None:
+        p.add_argument(
+            "--config",
+            type=Path,
+            required=config_required,
+            help="YAML configuration file",
+        )
+        p.add_argument(
+            "--log-format",
+            choices=["auto", "json", "console"],
+            help="override logging.format",
+        )
+        p.add_argument(
+            "--log-level",
+            choices=["debug", "info", "warning", "error"],
+            help="override logging.level",
+        )
+
+    run = sub.add_parser("run", help="run the daemon")
+    common(run)
+    run.add_argument("--listen", metavar="HOST:PORT", help="override server.listen")
+    run.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="keep only shard I of N (stable hash of integration_id)",
+    )
+
+    check = sub.add_parser("check", help="one discovery and probe round; exit 0/1/2")
+    common(check)
+    check.add_argument("--format", choices=["table", "json"], default="table")
+    check.add_argument("--shard", metavar="I/N", help="keep only shard I of N")
+
+    validate = sub.add_parser(
+        "validate-config", help="check a configuration file and exit"
+    )
+    validate.add_argument(
+        "--config", type=Path, required=True, help="YAML configuration file"
+    )
+
+    return parser
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        print(f"{path}: invalid configuration", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _shard(args: argparse.Namespace) -> Shard | None:
+    """--shard I/N, or exit 2 with a readable message."""
+    try:
+        return Shard.parse(args.shard) if args.shard else None
+    except ValueError as err:
+        print(f"--shard: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    print(
+        f"{args.config}: OK (api {'on' if config.api.enabled else 'off'}, "
+        f"{len(config.credentials)} credential entries, "
+        f"{len(config.targets)} static targets)"
+    )
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace, redactor: Redactor) -> int:
+    from monitor.daemon import run_daemon  # noqa: PLC0415 -- keeps validate-config fast and light
+
+    config = _load(args.config)
+    redactor.update(config.secrets())
+
+    def configure(current: Config) -> None:
+        fmt = args.log_format or current.logging.format
+        configure_logging(
+            redactor, fmt=fmt, level=args.log_level or current.logging.level
+        )
+
+    configure(config)
+    shard = _shard(args)
+    code: int = asyncio.run(
+        run_daemon(
+            config,
+            redactor,
+            config_path=args.config,
+            listen=args.listen,
+            shard=shard,
+            on_reload=configure,
+        )
+    )
+    return code
+
+
+def _check(args: argparse.Namespace, redactor: Redactor) -> int:
+    from monitor.cli.check import run_check  # noqa: PLC0415 -- keeps validate-config light
+
+    config = _load(args.config)
+    redactor.update(config.secrets())
+    # Logs go to stderr at warning level so that stdout holds only the result.
+    configure_logging(
+        redactor, fmt=args.log_format or "console", level=args.log_level or "warning"
+    )
+    shard = _shard(args)
+    code: int = asyncio.run(
+        run_check(
+            config,
+            redactor,
+            fmt=args.format,
+            out=sys.stdout,
+            err=sys.stderr,
+            shard=shard,
+        )
+    )
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ld-store-monitor` command."""
+    args = _parser().parse_args(argv)
+    redactor = Redactor()
+    try:
+        if args.command == "validate-config":
+            return _validate(args)
+        if args.command == "run":
+            return _run(args, redactor)
+        if args.command == "check":
+            return _check(args, redactor)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # noqa: BLE001 -- last resort: report redacted, never a raw traceback
+        text = "".join(traceback.format_exception(err))
+        structlog.stdlib.get_logger("monitor").critical(
+            "daemon.crashed", error=redactor.text(repr(err))
+        )
+        print(redactor.text(text), file=sys.stderr)
+        return EXIT_UNHEALTHY
+    return EXIT_CONFIG  # unreachable: argparse requires a command
+
+
+if __name__ == "__main__":
+    sys.exit(main())

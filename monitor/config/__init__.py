@@ -1,0 +1,51 @@
+"""Configuration: the models of the one YAML file, and loading it."""
+
+from monitor.config.load import (
+    ConfigError,
+    load_config,
+    parse_config,
+    referenced_files,
+)
+from monitor.config.models import (
+    ApiConfig,
+    Canary,
+    Config,
+    Credential,
+    DynamoDBCredential,
+    DynamoDBTarget,
+    Filters,
+    LoggingConfig,
+    Match,
+    ProbeConfig,
+    RedisCredential,
+    RedisTarget,
+    Scope,
+    ServerConfig,
+    TlsConfig,
+    parse_duration,
+    split_host_port,
+)
+
+__all__ = [
+    "ApiConfig",
+    "Canary",
+    "Config",
+    "ConfigError",
+    "Credential",
+    "DynamoDBCredential",
+    "DynamoDBTarget",
+    "Filters",
+    "LoggingConfig",
+    "Match",
+    "ProbeConfig",
+    "RedisCredential",
+    "RedisTarget",
+    "Scope",
+    "ServerConfig",
+    "TlsConfig",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "referenced_files",
+    "split_host_port",
+]

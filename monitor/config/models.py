@@ -1,0 +1,389 @@
+"""The configuration models: frozen pydantic models of the one YAML file.
+
+Loading (references, files, error collection) lives in `config.load`.
+"""
+
+from __future__ import annotations
+
+import re
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from monitor.store_keys import DEFAULT_REDIS_PREFIX
+
+DEFAULT_BASE_URL = "https://app.launchdarkly.com"
+DEFAULT_LISTEN = "0.0.0.0:9725"
+TOKEN_ENV = "LD_API_TOKEN"  # noqa: S105 -- the variable's name, not a token
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> object:
+    """Turn `"30s"`, `"5m"`, `"1h"`, `"250ms"` or a number into seconds."""
+    if isinstance(value, bool):
+        return value  # let pydantic reject it with its own message
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 5m, 1h, 250ms")
+        return float(match.group(1)) * _UNITS[match.group(2)]
+    return value
+
+
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid listen address {value!r}: use HOST:PORT")
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError(f"invalid listen address {value!r}: unbalanced brackets")
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+ListenAddress = Annotated[str, BeforeValidator(_check_listen)]
+
+
+def split_host_port(value: str, default_port: int | None = None) -> tuple[str, int]:
+    """Split `host:port` (or `[v6]:port`) into its parts."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        if default_port is None:
+            raise ValueError(f"{value!r} is not HOST:PORT")
+        return value.strip("[]"), default_port
+    return host.strip("[]"), int(port)
+
+
+class Model(BaseModel):
+    """Base of every config model: unknown keys rejected, values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiConfig(Model):
+    """The LaunchDarkly REST API: where, with which token, how often."""
+
+    enabled: bool = True
+    base_url: str = DEFAULT_BASE_URL
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    interval: Seconds = 60.0
+    timeout: Seconds = 10.0
+    # Back-off after 401/403: retrying a revoked token every minute only fills
+    # LaunchDarkly's audit log; a fixed token needs a restart or reload anyway.
+    auth_failure_interval: Seconds = 900.0
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=1024)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"invalid URL {value!r}: expected http(s)://host")
+        if parts.username or parts.password:
+            raise ValueError("credentials do not belong in the URL; use api.token")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_timeout(self) -> ApiConfig:
+        if self.timeout >= self.interval:
+            raise ValueError("timeout must be shorter than interval")
+        return self
+
+
+class ProbeConfig(Model):
+    """How often and how hard the stores are probed."""
+
+    interval: Seconds = 30.0
+    timeout: Seconds = 5.0
+    concurrency: int = Field(default=64, ge=1, le=10_000)
+    # Probes in flight against one store host (or one DynamoDB endpoint).
+    per_host_concurrency: int = Field(default=16, ge=1, le=10_000)
+    # The SDKs' default: BigSegmentsConfig.stale_after = 120 s.
+    stale_after: Seconds = 120.0
+    # Store health beyond freshness (Redis INFO, the membership sample) changes
+    # slowly and costs more than the metadata read: refresh it this often.
+    health_interval: Seconds = 300.0
+
+    @model_validator(mode="after")
+    def _check_timeout(self) -> ProbeConfig:
+        if self.timeout >= self.interval:
+            raise ValueError("timeout must be shorter than interval")
+        return self
+
+
+class Match(Model):
+    """Which integrations a credential entry applies to."""
+
+    integration_id: str | None = None
+    project: str | None = None
+    environment: str | None = None
+
+    @model_validator(mode="after")
+    def _check_any(self) -> Match:
+        if (
+            self.integration_id is None
+            and self.project is None
+            and self.environment is None
+        ):
+            raise ValueError("give integration_id, or project and/or environment globs")
+        return self
+
+    def matches(self, integration_id: str, project: str, environment: str) -> bool:
+        """True when this entry applies to the given integration."""
+        if self.integration_id is not None and self.integration_id != integration_id:
+            return False
+        if self.project is not None and not fnmatchcase(project, self.project):
+            return False
+        return self.environment is None or fnmatchcase(environment, self.environment)
+
+
+class TlsConfig(Model):
+    """TLS settings for a Redis connection."""
+
+    ca_file: Path | None = None
+    server_name: str | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_verify: bool = False
+
+    @model_validator(mode="after")
+    def _check_pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class RedisCredential(Model):
+    """How the monitor reaches and authenticates to a Redis store."""
+
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    address: str | None = None
+    tls: TlsConfig | None = None
+    prefix: str | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value, default_port=6379)
+        return value
+
+
+class DynamoDBCredential(Model):
+    """How the monitor reaches a DynamoDB table: region, endpoint, role."""
+
+    region: str | None = None
+    endpoint_url: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    prefix: str | None = None
+
+    @model_validator(mode="after")
+    def _check_role(self) -> DynamoDBCredential:
+        if self.external_id is not None and self.role_arn is None:
+            raise ValueError("external_id needs role_arn")
+        return self
+
+
+class Credential(Model):
+    """Access settings for the integrations a `match` selects."""
+
+    match: Match
+    redis: RedisCredential | None = None
+    dynamodb: DynamoDBCredential | None = None
+
+
+class RedisTarget(Model):
+    """A Redis store that the LaunchDarkly API does not manage (e.g. Relay's)."""
+
+    kind: Literal["redis"]
+    name: str = Field(min_length=1)
+    url: str
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    tls: TlsConfig | None = None
+    prefix: str = DEFAULT_REDIS_PREFIX
+    project: str = "static"
+    environment: str = "static"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _move_url_password(cls, data: Any) -> Any:
+        """Keep the password out of `url` so that no repr or log line carries it."""
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        parts = urlsplit(data["url"])
+        if parts.password is None:
+            return data
+        if data.get("password") is not None:
+            raise ValueError(
+                "give the password in the URL or in password/password_file, not both"
+            )
+        user = parts.username or ""
+        netloc = (f"{user}@" if user else "") + parts.netloc.rpartition("@")[2]
+        return {
+            **data,
+            "url": parts._replace(netloc=netloc).geturl(),
+            "password": unquote(parts.password),
+            "username": data.get("username") or (unquote(user) if user else None),
+        }
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"redis", "rediss"}:
+            raise ValueError(
+                "invalid URL: scheme must be redis:// or rediss://, "
+                f"got {parts.scheme or 'none'!r}"
+            )
+        if not parts.hostname:
+            raise ValueError("invalid URL: no host")
+        try:
+            _ = parts.port
+        except ValueError as err:
+            raise ValueError(f"invalid URL: {err}") from None
+        database = parts.path.strip("/")
+        if database and not database.isdigit():
+            raise ValueError(
+                f"invalid URL: the path must be a database number, got {database!r}"
+            )
+        return value
+
+
+class DynamoDBTarget(Model):
+    """A DynamoDB table that the LaunchDarkly API does not manage."""
+
+    kind: Literal["dynamodb"]
+    name: str = Field(min_length=1)
+    table: str = Field(min_length=3, max_length=255)
+    region: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    project: str = "static"
+    environment: str = "static"
+
+
+Target = Annotated[RedisTarget | DynamoDBTarget, Field(discriminator="kind")]
+
+
+class Scope(Model):
+    """A project/environment glob pair."""
+
+    project: str = "*"
+    environment: str = "*"
+
+    def matches(self, project: str, environment: str) -> bool:
+        """True when both globs match."""
+        return fnmatchcase(project, self.project) and fnmatchcase(
+            environment, self.environment
+        )
+
+
+class Filters(Model):
+    """Which integrations discovery keeps."""
+
+    include: tuple[Scope, ...] = (Scope(),)
+    exclude: tuple[Scope, ...] = ()
+
+    def keeps(self, project: str, environment: str) -> bool:
+        """True when an integration in this project/environment is monitored."""
+        return any(s.matches(project, environment) for s in self.include) and not any(
+            s.matches(project, environment) for s in self.exclude
+        )
+
+
+class ServerConfig(Model):
+    """The HTTP server for /metrics, health and the status page."""
+
+    listen: ListenAddress = DEFAULT_LISTEN
+
+
+class LoggingConfig(Model):
+    """Log format and level."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Canary(Model):
+    """A known context whose big segment membership is checked every probe."""
+
+    name: str = Field(min_length=1)
+    match: Match
+    context_key: str = Field(min_length=1)
+    segment_key: str = Field(min_length=1)
+    expect: Literal["included", "excluded"]
+    # Static targets have no API to ask: give the segment's generation here.
+    generation: int | None = Field(default=None, ge=0)
+
+
+class Config(Model):
+    """The whole configuration."""
+
+    api: ApiConfig = ApiConfig()
+    probe: ProbeConfig = ProbeConfig()
+    filters: Filters = Filters()
+    credentials: tuple[Credential, ...] = ()
+    targets: tuple[Target, ...] = ()
+    canaries: tuple[Canary, ...] = ()
+    server: ServerConfig = ServerConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _check_targets(self) -> Config:
+        names = [t.name for t in self.targets]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"target names must be unique: {', '.join(duplicates)}")
+        canaries = [c.name for c in self.canaries]
+        repeated = sorted({n for n in canaries if canaries.count(n) > 1})
+        if repeated:
+            raise ValueError(f"canary names must be unique: {', '.join(repeated)}")
+        if not self.api.enabled and not self.targets:
+            raise ValueError(
+                "nothing to monitor: the API is disabled and no targets are set"
+            )
+        return self
+
+    def credential_for(
+        self, integration_id: str, project: str, environment: str
+    ) -> Credential | None:
+        """The first credential entry that matches, if any."""
+        for credential in self.credentials:
+            if credential.match.matches(integration_id, project, environment):
+                return credential
+        return None
+
+    def secrets(self) -> frozenset[str]:
+        """Every secret value in this config, for the log redactor."""
+        found: set[str] = set()
+        if self.api.token is not None:
+            found.add(self.api.token.get_secret_value())
+        for credential in self.credentials:
+            if credential.redis is not None and credential.redis.password is not None:
+                found.add(credential.redis.password.get_secret_value())
+        for target in self.targets:
+            if isinstance(target, RedisTarget) and target.password is not None:
+                found.add(target.password.get_secret_value())
+        return frozenset(s for s in found if s)

@@ -1,0 +1,338 @@
+"""The process: one `Monitor` run in loops behind the HTTP endpoints.
+
+This is the composition root: it wires the service (the monitor, its loops,
+reload) to the exporters and the web app, and owns their order. It is an
+async context manager, as `aiojobs.Scheduler` is:
+
+    async with Daemon(config, redactor) as daemon:
+        ...  # serving and probing until the block ends
+
+Start: clients → HTTP server → loops.
+Stop: stop accepting scrapes → cancel and await the loops → close the clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import signal
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import structlog
+from aiohttp import web
+
+from monitor.config import Config, split_host_port
+from monitor.export.metrics import ScrapeCache, prerender
+from monitor.launchdarkly.sharding import Shard
+from monitor.log import Redactor
+from monitor.service.loops import PeriodicLoop
+from monitor.service.monitor import Monitor
+from monitor.service.reload import WATCH_INTERVAL, Reloader
+from monitor.web.app import make_web_app
+
+SHUTDOWN_TIMEOUT = 3.0
+
+
+def freeze_startup_objects() -> None:
+    """Keep the garbage collector from rescanning what startup built.
+
+    Config, clients, thousands of targets and their first results live for the
+    whole run; without this, every full collection walks them again (about
+    90 ms every other round at 1,000 stores, bench/redis_round.py). Collected
+    first, so that no garbage is frozen with them. A process concern: the
+    daemon does it once, when it is first ready.
+    """
+    gc.collect()
+    gc.freeze()
+    # Each probe allocates a handful of short-lived containers; with the
+    # default gen-0 threshold of 700 a round of thousands of probes runs
+    # hundreds of collections, and full ones walk every live result.
+    gc.set_threshold(50_000, 20, 20)
+
+
+class Daemon:
+    """One running monitor: its loops (probe, discovery, config) and HTTP server."""
+
+    def __init__(
+        self,
+        config: Config,
+        redactor: Redactor,
+        *,
+        config_path: Path | None = None,
+        listen: str | None = None,
+        shard: Shard | None = None,
+        logger: structlog.stdlib.BoundLogger | None = None,
+        on_reload: Callable[[Config], None] | None = None,
+    ) -> None:
+        self._redactor = redactor
+        self._listen = listen or config.server.listen
+        self._log = logger or structlog.stdlib.get_logger("monitor")
+        self.monitor = Monitor(config, self._log, shard=shard)
+        self.state = self.monitor.state
+        self.reloader = Reloader(
+            self.monitor,
+            config_path,
+            redactor,
+            self._log,
+            serving_on=None if listen else config.server.listen,
+            on_reload=on_reload,
+        )
+        self._stack = AsyncExitStack()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.loops: dict[str, PeriodicLoop] = {}
+        self.port: int | None = None
+        self._scrape_cache = ScrapeCache()
+        self._frozen = False
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force (replaced by reloads)."""
+        return self.monitor.config
+
+    # -- reload -----------------------------------------------------------------
+
+    def request_reload(self, trigger: str) -> None:
+        """Ask for a reload (SIGHUP); the watch loop performs it, one at a time."""
+        self.reloader.request(trigger)
+        if "config-watch" in self.loops:
+            self.loops["config-watch"].wake()
+
+    def reload(self, trigger: str) -> bool:
+        """Reload now; every loop then runs at once under the new config."""
+        ok = self.reloader.reload(trigger)
+        if ok:
+            self._wake_all()
+        return ok
+
+    async def _watch_step(self) -> float | None:
+        if self.reloader.step() and self.state.config_reload_ok:
+            self._wake_all()
+        return None
+
+    def _wake_all(self) -> None:
+        for loop in self.loops.values():
+            loop.wake()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        """Start; on failure, close whatever was opened."""
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop, in order; never raises."""
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open the clients, start serving and start the loops."""
+        await self._stack.enter_async_context(self.monitor)
+        app = make_web_app(
+            self.state, self._redactor, self._scrape_cache, self.monitor.runner
+        )
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        )
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        host, port = split_host_port(self._listen)
+        site = web.TCPSite(runner, host or None, port)
+        await site.start()
+        self.port = _bound_port(runner) or port
+        self._log.info(
+            "daemon.started",
+            listen=f"{host}:{self.port}",
+            api=self.config.api.enabled,
+            static_targets=len(self.config.targets),
+            shard=str(self.monitor.shard or "all"),
+        )
+        self._start_loop(
+            PeriodicLoop(
+                "probe",
+                self._probe_step,
+                interval=lambda: self.config.probe.interval,
+                # A round is bounded by the per-probe timeout once started; the
+                # queue before it is bounded by the concurrency, so allow a
+                # full interval on top before calling the loop stuck. Both read
+                # the config in force, so a reload moves the deadline too.
+                timeout=lambda: self.config.probe.interval + self.config.probe.timeout,
+                health=self.state.loop("probe"),
+                logger=self._log,
+            )
+        )
+        if self.reloader.enabled:
+            self._start_loop(
+                PeriodicLoop(
+                    "config-watch",
+                    self._watch_step,
+                    interval=lambda: WATCH_INTERVAL,
+                    timeout=lambda: WATCH_INTERVAL,
+                    health=self.state.loop("config-watch"),
+                    logger=self._log,
+                )
+            )
+        if self.monitor.discovery is not None:
+            self._start_loop(
+                PeriodicLoop(
+                    "discovery",
+                    self._discovery_step,
+                    interval=lambda: self.config.api.interval,
+                    timeout=self._discovery_timeout,
+                    health=self.state.loop("discovery"),
+                    logger=self._log,
+                )
+            )
+
+    async def stop(self) -> None:
+        """Stop serving, cancel the loops, close the clients; never raises."""
+        for task in self._tasks:
+            task.cancel()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(
+                result, asyncio.CancelledError
+            ):
+                self._log.error("daemon.loop_failed", error=repr(result))
+        self._tasks.clear()
+        await self._stack.aclose()
+        self._log.info("daemon.stopped")
+
+    def _start_loop(self, loop: PeriodicLoop) -> None:
+        self.loops[loop.name] = loop
+        task = asyncio.create_task(loop.run(), name=f"loop:{loop.name}")
+        self._tasks.add(task)
+
+    # -- steps ------------------------------------------------------------------
+
+    def _discovery_timeout(self) -> float:
+        api = self.config.api
+        # Room for a list call and a few retried detail calls.
+        return max(api.interval, 3 * api.timeout + 10.0)
+
+    async def _probe_step(self) -> float | None:
+        summary = await self.monitor.probe_round()
+        # Render the new results' text now, off the scrape's critical path.
+        prerender(self.state, self._scrape_cache)
+        if self.state.ready() and not self._frozen:
+            self._frozen = True
+            freeze_startup_objects()
+        self._log.info(
+            "probe.round",
+            targets=len(self.state.targets),
+            probed=summary.probed,
+            failed=summary.failed,
+            skipped=summary.skipped,
+            reasons=summary.reasons,
+            duration=round(summary.duration, 3),
+        )
+        return None
+
+    async def _discovery_step(self) -> float | None:
+        started = time.monotonic()
+        was_ready = self.state.view.completed
+        outcome = await self.monitor.discover()
+        assert outcome is not None  # noqa: S101 -- this loop only runs with the API on
+        prerender(self.state, self._scrape_cache)
+        duration = round(time.monotonic() - started, 3)
+        api = self.config.api
+        if outcome.ok:
+            self._log.info(
+                "discovery.round",
+                ok=True,
+                integrations=outcome.integrations,
+                fetched=outcome.fetched,
+                deleted=outcome.deleted,
+                pending=outcome.pending,
+                problems=outcome.problems,
+                duration=duration,
+            )
+            if outcome.fetched or outcome.deleted or not was_ready:
+                # New or changed stores are probed now, not an interval later.
+                self.loops["probe"].wake()
+        elif outcome.auth_failed:
+            assert outcome.error is not None  # noqa: S101 -- auth_failed implies it
+            self._log.error(
+                "api.auth_failed",
+                cause=str(outcome.error),
+                status=outcome.error.status,
+                retry_in=api.auth_failure_interval,
+                hint="check LD_API_TOKEN or api.token_file",
+            )
+        else:
+            self._log.warning(
+                "discovery.round",
+                ok=False,
+                kind=outcome.error.kind if outcome.error else None,
+                error=str(outcome.error),
+                duration=duration,
+            )
+        return outcome.next_delay(api)
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return None
+
+
+async def wait_for_stop_signal() -> None:
+    """Return on SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def run_daemon(
+    config: Config,
+    redactor: Redactor,
+    *,
+    config_path: Path | None = None,
+    listen: str | None = None,
+    shard: Shard | None = None,
+    on_reload: Callable[[Config], None] | None = None,
+) -> int:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
+    log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("monitor")
+    daemon = Daemon(
+        config,
+        redactor,
+        config_path=config_path,
+        listen=listen,
+        shard=shard,
+        logger=log,
+        on_reload=on_reload,
+    )
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload, "SIGHUP")
+    try:
+        async with daemon:
+            await wait_for_stop_signal()
+            log.info("daemon.stopping")
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+    return 0

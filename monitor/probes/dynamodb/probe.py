@@ -1,0 +1,367 @@
+"""DynamoDB probe: the metadata read an SDK does, plus the table checks it relies on.
+
+Per probe: `DescribeTable` (cached between rounds, see below) checks that the
+table is `ACTIVE` with `namespace` (S, HASH) and `key` (S, RANGE); then
+`GetItem` of the metadata item (namespace = key = `{prefix}:big_segments_metadata`,
+consistent read, as the Go SDK does) reads `synchronizedOn` and applies the
+Python SDK's `get_metadata` to it. Only `DescribeTable`, `GetItem` and, for a
+target with a role, `sts:AssumeRole` are called.
+
+Phases: `connect` is the creation of a shared client, credential resolution
+and AssumeRole included, so it appears only on the probe that creates the
+client; `read` covers the API calls. DynamoDB has no TLS or authentication
+step of its own: every request is signed and carried over pooled HTTPS
+connections, so bad credentials or TLS trouble surface in `read`.
+
+`up` means DynamoDB answered an authenticated request: a call succeeded, or
+failed with an error raised after the signature was accepted
+(`ResourceNotFoundException`, `AccessDeniedException`, throttling, a
+validation error). Invalid, expired or missing credentials, a refused
+AssumeRole, and unreachable endpoints leave it 0.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from monitor.config import ProbeConfig
+from monitor.probes.dynamodb.clients import AwsClients, ClientKey, client_config
+from monitor.probes.dynamodb.failures import classify
+from monitor.probes.dynamodb.table import check_canaries, query_membership
+from monitor.probes.result import CanaryResult, ProbeResult, Reason, Recorder, TableInfo
+from monitor.store_keys import (
+    DYNAMODB_PARTITION_KEY,
+    DYNAMODB_SORT_KEY,
+    DYNAMODB_SYNC_ATTRIBUTE,
+    dynamodb_metadata_key,
+)
+from monitor.targets import DynamoDBEndpoint, Target
+
+# DescribeTable answers change rarely (and AWS refreshes ItemCount only about
+# every six hours), while its control-plane rate limit is shared by the
+# whole account: a healthy table is described every 10 minutes, a table with
+# any problem on every probe until it is healthy again.
+DESCRIBE_EVERY = 600.0
+
+# More connections per client than probes may be in flight against one
+# endpoint (`per_host_concurrency`) would never be used; the cap keeps a
+# generous per-host limit from opening hundreds of sockets per endpoint.
+MAX_POOL_CONNECTIONS = 50
+
+# When a probe finds several problems, the label shows the most basic one
+# (the error text lists them all).
+_PRIORITY = (
+    Reason.DNS,
+    Reason.REFUSED,
+    Reason.TIMEOUT,
+    Reason.TLS_HANDSHAKE,
+    Reason.TLS_VERIFY,
+    Reason.AUTH,
+    Reason.NOT_FOUND,
+    Reason.NO_PERMISSION,
+    Reason.SCHEMA,
+    Reason.PARSE,
+    Reason.THROTTLED,
+    Reason.OTHER,
+)
+# After a DescribeTable failing for one of these, GetItem cannot succeed either.
+_FATAL = frozenset(_PRIORITY[:7])
+
+
+def check_table(table: dict[str, Any]) -> tuple[TableInfo, list[str]]:
+    """What DescribeTable says, and what in it would break the SDKs."""
+    info = TableInfo(
+        table_status=str(table.get("TableStatus", "UNKNOWN")),
+        billing_mode=str(
+            table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+        ),
+        item_count=table.get("ItemCount"),
+    )
+    problems: list[str] = []
+    if info.table_status != "ACTIVE":
+        problems.append(f"table status is {info.table_status}; the SDKs need ACTIVE")
+    schema = {k["AttributeName"]: k["KeyType"] for k in table.get("KeySchema", [])}
+    expected = {DYNAMODB_PARTITION_KEY: "HASH", DYNAMODB_SORT_KEY: "RANGE"}
+    if schema != expected:
+        found = ", ".join(f"{name} {kind}" for name, kind in schema.items()) or "none"
+        problems.append(
+            f"key schema is {found}; the SDKs need "
+            f"{DYNAMODB_PARTITION_KEY} HASH, {DYNAMODB_SORT_KEY} RANGE"
+        )
+    types = {
+        a["AttributeName"]: a["AttributeType"]
+        for a in table.get("AttributeDefinitions", [])
+    }
+    for name in (DYNAMODB_PARTITION_KEY, DYNAMODB_SORT_KEY):
+        if name in types and types[name] != "S":
+            problems.append(f"key attribute {name} is of type {types[name]}, not S")
+    return info, problems
+
+
+@dataclass
+class _Findings:
+    """What one probe has established so far."""
+
+    up: bool = False
+    read_ok: bool = False
+    schema_ok: bool | None = None
+    synchronized_on_ms: int | None = None
+    table: TableInfo | None = None
+    unreachable: bool = False  # a call got no HTTP answer at all
+    problems: list[tuple[Reason, str]] = field(default_factory=list)
+
+    def reason(self) -> Reason | None:
+        present = {reason for reason, _ in self.problems}
+        return next((r for r in _PRIORITY if r in present), None)
+
+    def error(self) -> str | None:
+        return "; ".join(message for _, message in self.problems) or None
+
+
+class DynamoDBProbe:
+    """Probes DynamoDB big segment tables through shared, credentialed clients."""
+
+    def __init__(
+        self,
+        logger: structlog.stdlib.BoundLogger,
+        settings: ProbeConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._log = logger
+        self._clock = clock
+        self._settings = settings
+        self._clients = self._make_clients(settings)
+        self._retired: list[AwsClients] = []  # replaced by a reload; closed at close()
+        self.health_interval = settings.health_interval
+        self._membership_seen: dict[str, tuple[float, bool | None]] = {}
+        self._query_denied: set[str] = set()
+        # (client, table) -> (DescribeTable's Table, when it was read)
+        self._tables: dict[tuple[ClientKey, str], tuple[dict[str, Any], float]] = {}
+
+    @property
+    def open_clients(self) -> int:
+        """How many DynamoDB clients are open (one per region/endpoint/role)."""
+        return self._clients.open_clients
+
+    @property
+    def assume_role_calls(self) -> int:
+        """STS AssumeRole requests sent since start (or the last close)."""
+        return self._clients.assume_role_calls
+
+    def _make_clients(self, settings: ProbeConfig) -> AwsClients:
+        return AwsClients(
+            client_config(
+                settings.timeout,
+                min(settings.per_host_concurrency, MAX_POOL_CONNECTIONS),
+            ),
+            self._log,
+            clock=self._clock,
+        )
+
+    def reconfigure(self, settings: ProbeConfig) -> None:
+        """Take reloaded settings; clients carry timeouts and pool size: rebuild them.
+
+        The old clients may still serve probes in flight: they are closed with
+        the probe, not now.
+        """
+        self.health_interval = settings.health_interval
+        if settings != self._settings:
+            self._retired.append(self._clients)
+            self._clients = self._make_clients(settings)
+            self._tables.clear()
+        self._settings = settings
+
+    async def close(self) -> None:
+        """Close every shared client, retired ones included."""
+        self._tables.clear()
+        for clients in [*self._retired, self._clients]:
+            await clients.close()
+        self._retired.clear()
+
+    async def run(self, target: Target, recorder: Recorder) -> ProbeResult:
+        """Probe `target` once; store trouble comes back as a result, never raised."""
+        endpoint = target.endpoint
+        assert isinstance(endpoint, DynamoDBEndpoint)  # noqa: S101 -- the runner dispatches by kind
+        key = ClientKey.of(endpoint)
+        found = _Findings()
+        client = self._clients.cached(key)
+        if client is None:
+            recorder.begin("connect")
+            try:
+                client = await self._clients.client(key)
+            except (BotoCoreError, ClientError, ValueError) as err:
+                # botocore raises a bare ValueError for a malformed endpoint_url.
+                reason, message, _ = classify(err)
+                recorder.end(ok=False, detail=message)
+                found.problems.append((reason, message))
+                return self._result(found, recorder)
+            recorder.end()
+        table_key = (key, endpoint.table)
+        await self._describe(client, table_key, found, recorder)
+        if not found.unreachable and not any(
+            reason in _FATAL for reason, _ in found.problems
+        ):
+            await self._read_metadata(
+                client, endpoint.table, target.prefix, found, recorder
+            )
+        canaries: tuple[CanaryResult, ...] = ()
+        if found.read_ok:
+            await self._membership(client, target, recorder)
+            if target.canaries:
+                recorder.begin("canaries")
+                canaries = await check_canaries(
+                    client, endpoint.table, target.prefix, target.canaries
+                )
+                recorder.end()
+        if found.problems:
+            self._tables.pop(table_key, None)  # look at the table afresh next time
+        return replace(
+            self._result(found, recorder),
+            membership_present=self._membership_seen.get(target.id, (0.0, None))[1],
+            canaries=canaries,
+        )
+
+    async def _membership(
+        self, client: Any, target: Target, recorder: Recorder
+    ) -> None:
+        """The membership sample, every health_interval (a Query, when permitted)."""
+        checked = self._membership_seen.get(target.id)
+        if checked is not None and time.monotonic() - checked[0] < self.health_interval:
+            return
+        endpoint = target.endpoint
+        assert isinstance(endpoint, DynamoDBEndpoint)  # noqa: S101 -- checked by run()
+        recorder.begin("membership")
+        present: bool | None = None
+        try:
+            present = await query_membership(client, endpoint.table, target.prefix)
+            recorder.end(detail=f"present={present}")
+        except (BotoCoreError, ClientError) as err:
+            _, message, _ = classify(err)
+            recorder.end(ok=False, detail=message)
+            if target.id not in self._query_denied:
+                self._query_denied.add(target.id)
+                self._log.info(
+                    "dynamodb.query_failed", integration_id=target.id, error=message
+                )
+        self._membership_seen[target.id] = (time.monotonic(), present)
+
+    async def _describe(
+        self,
+        client: Any,
+        table_key: tuple[ClientKey, str],
+        found: _Findings,
+        recorder: Recorder,
+    ) -> None:
+        """DescribeTable (or its cached answer) and the schema checks on it."""
+        now = self._clock()
+        cached = self._tables.get(table_key)
+        if cached is not None and now - cached[1] < DESCRIBE_EVERY:
+            table = cached[0]
+        else:
+            recorder.begin("read")
+            try:
+                response = await client.describe_table(TableName=table_key[1])
+            except (BotoCoreError, ClientError) as err:
+                reason, message, authenticated = classify(err)
+                recorder.end(ok=False, detail=message)
+                found.up = found.up or authenticated
+                recorder.authenticated = found.up
+                found.problems.append((reason, message))
+                # No HTTP answer at all (a reset, a reply cut short): GetItem
+                # would meet the same connection trouble, so don't spend the
+                # deadline on it.
+                found.unreachable = isinstance(err, BotoCoreError)
+                return
+            table = response["Table"]
+            found.up = recorder.authenticated = True
+            recorder.end(detail=f"DescribeTable: {table.get('TableStatus')}")
+            self._tables[table_key] = (table, now)
+        found.table, problems = check_table(table)
+        found.schema_ok = not problems
+        found.problems.extend((Reason.SCHEMA, problem) for problem in problems)
+
+    async def _read_metadata(
+        self,
+        client: Any,
+        table: str,
+        prefix: str,
+        found: _Findings,
+        recorder: Recorder,
+    ) -> None:
+        """GetItem of the metadata item, read exactly as the Python SDK reads it."""
+        key = dynamodb_metadata_key(prefix)
+        recorder.begin("read")
+        try:
+            response = await client.get_item(
+                TableName=table,
+                Key={
+                    DYNAMODB_PARTITION_KEY: {"S": key},
+                    DYNAMODB_SORT_KEY: {"S": key},
+                },
+                ConsistentRead=True,
+            )
+        except (BotoCoreError, ClientError) as err:
+            reason, message, authenticated = classify(err)
+            recorder.end(ok=False, detail=message)
+            found.up = recorder.authenticated = found.up or authenticated
+            found.problems.append((reason, message))
+            return
+        found.up = recorder.authenticated = True
+        found.read_ok = True
+        item = response.get("Item")
+        attribute = None if item is None else item.get(DYNAMODB_SYNC_ATTRIBUTE)
+        if item is None:
+            recorder.end(detail=f"GetItem: no item {key} (never synchronized)")
+            return
+        if attribute is None:
+            recorder.end(detail=f"GetItem: {key} has no {DYNAMODB_SYNC_ATTRIBUTE}")
+            return
+        value = attribute.get("N")
+        if value is None:
+            # The SDKs read only N and silently treat anything else as "never
+            # synchronized": available and stale follow them, schema says why.
+            kinds = ", ".join(attribute) or "none"
+            message = (
+                f"{DYNAMODB_SYNC_ATTRIBUTE} is of type {kinds}; the SDKs read only N "
+                "and treat the store as never synchronized"
+            )
+            recorder.end(ok=False, detail=message)
+            found.schema_ok = False
+            found.problems.append((Reason.SCHEMA, message))
+            return
+        try:
+            # int() exactly as the Python SDK parses it; it raises on "1.5".
+            found.synchronized_on_ms = int(value)
+        except ValueError:
+            message = (
+                f"{DYNAMODB_SYNC_ATTRIBUTE} is {value[:40]!r}, not integer Unix "
+                "milliseconds; the SDKs fail to read it"
+            )
+            recorder.end(ok=False, detail=message)
+            found.read_ok = False
+            found.schema_ok = False
+            found.problems.append((Reason.PARSE, message))
+            return
+        recorder.end(detail=f"GetItem: {DYNAMODB_SYNC_ATTRIBUTE}={value}")
+
+    def _result(self, found: _Findings, recorder: Recorder) -> ProbeResult:
+        return ProbeResult(
+            finished_at=self._clock(),
+            duration=recorder.elapsed(),
+            up=found.up,
+            read_ok=found.read_ok,
+            schema_ok=found.schema_ok,
+            synchronized_on_ms=found.synchronized_on_ms,
+            reason=found.reason(),
+            error=found.error(),
+            phases=tuple(recorder.phases.items()),
+            steps=tuple(recorder.steps),
+            table=found.table,
+        )

@@ -1,0 +1,68 @@
+"""DynamoDB checks beyond freshness: the membership sample and canary contexts.
+
+The membership sample is one `Query` with `Limit 1` on the partition
+`{prefix}:big_segments_user`: it needs `dynamodb:Query`, which the minimal
+policy leaves out, so without it the series stays absent (logged once).
+Canaries are one `GetItem` each on `{prefix}:big_segments_user` / context
+hash, within the minimal policy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from monitor.probes.canary import checkable, evaluate_canary
+from monitor.probes.dynamodb.failures import classify
+from monitor.probes.result import CanaryResult
+from monitor.store_keys import (
+    DYNAMODB_EXCLUDED_ATTRIBUTE,
+    DYNAMODB_INCLUDED_ATTRIBUTE,
+    DYNAMODB_PARTITION_KEY,
+    DYNAMODB_SORT_KEY,
+    dynamodb_membership_namespace,
+)
+from monitor.targets import CanaryCheck
+
+
+async def query_membership(client: Any, table: str, prefix: str) -> bool:
+    """True when the membership partition holds at least one item."""
+    response = await client.query(
+        TableName=table,
+        KeyConditionExpression="#ns = :ns",
+        ExpressionAttributeNames={"#ns": DYNAMODB_PARTITION_KEY},
+        ExpressionAttributeValues={":ns": {"S": dynamodb_membership_namespace(prefix)}},
+        Limit=1,
+    )
+    return int(response.get("Count", 0)) > 0
+
+
+async def check_canaries(
+    client: Any, table: str, prefix: str, checks: tuple[CanaryCheck, ...]
+) -> tuple[CanaryResult, ...]:
+    """Each canary's outcome from its context's membership item."""
+    results = []
+    for check in checks:
+        if not checkable(check):
+            results.append(evaluate_canary(check, (), ()))
+            continue
+        try:
+            response = await client.get_item(
+                TableName=table,
+                Key={
+                    DYNAMODB_PARTITION_KEY: {
+                        "S": dynamodb_membership_namespace(prefix)
+                    },
+                    DYNAMODB_SORT_KEY: {"S": check.context_hash},
+                },
+            )
+        except (BotoCoreError, ClientError) as err:
+            _, message, _ = classify(err)
+            results.append(evaluate_canary(check, (), (), f"GetItem failed: {message}"))
+            continue
+        item = response.get("Item") or {}
+        includes = item.get(DYNAMODB_INCLUDED_ATTRIBUTE, {}).get("SS", [])
+        excludes = item.get(DYNAMODB_EXCLUDED_ATTRIBUTE, {}).get("SS", [])
+        results.append(evaluate_canary(check, set(includes), set(excludes)))
+    return tuple(results)

@@ -1,0 +1,370 @@
+"""Redis probe: what an SDK beside the monitor would read, measured directly.
+
+Each probe opens its own connection (so TLS and authentication are proven
+every round), times TCP connect, TLS handshake and authentication apart,
+sends `TYPE` and `GET` of `{prefix}:big_segments_synchronized_on` (plus any
+canary and health reads) in one round trip, and drops the connection
+however it went. One attempt per round: a retry would turn a refused
+connection or a TLS failure into a timeout and hide the real reason. Only
+read commands are sent; the RESP exchange is `monitor/probes/resp.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from monitor.config import ProbeConfig
+from monitor.probes.redis.info import (
+    canary_commands,
+    canary_results,
+    health_from_info,
+    parse_info,
+    sample_membership,
+)
+from monitor.probes.redis.resp import RespConnection, RespError, RespProtocolError
+from monitor.probes.redis.tls import TlsContexts, earliest_not_after
+from monitor.probes.result import (
+    CanaryResult,
+    ProbeError,
+    ProbeResult,
+    Reason,
+    Recorder,
+    RedisHealth,
+)
+from monitor.store_keys import redis_synchronized_on_key
+from monitor.targets import RedisEndpoint, Target
+
+# Error codes of replies that mean the credentials were refused.
+_AUTH_CODES = frozenset({"WRONGPASS", "NOAUTH"})
+
+
+def _auth_error(reply: RespError) -> bool:
+    """WRONGPASS/NOAUTH, and Redis 5's `ERR invalid password` and friends."""
+    text = str(reply).lower()
+    return reply.code in _AUTH_CODES or (
+        reply.code == "ERR" and ("password" in text or "auth" in text)
+    )
+
+
+def _refuse_unauthenticated(first: Any) -> None:
+    """NOAUTH on the first command: no password was sent to a store that needs one."""
+    if isinstance(first, RespError) and _auth_error(first):
+        raise ProbeError(Reason.AUTH, f"authentication failed: {first}")
+
+
+def _handshake(endpoint: RedisEndpoint) -> list[tuple[str | int, ...]]:
+    """AUTH (when there is a password) and SELECT (for a database other than 0)."""
+    commands: list[tuple[str | int, ...]] = []
+    if endpoint.password is not None:
+        secret = endpoint.password.get_secret_value()
+        commands.append(
+            ("AUTH", endpoint.username, secret)
+            if endpoint.username
+            else ("AUTH", secret)
+        )
+    if endpoint.db:
+        commands.append(("SELECT", endpoint.db))
+    return commands
+
+
+def _check_handshake(command: str | int, reply: Any) -> None:
+    """A refused AUTH is reason auth; a refused SELECT is other."""
+    if isinstance(reply, RespError):
+        if command == "AUTH":
+            reason = Reason.AUTH if _auth_error(reply) else Reason.OTHER
+            raise ProbeError(reason, f"authentication failed: {reply}")
+        raise ProbeError(Reason.OTHER, f"{command} failed: {reply}")
+
+
+def _walk(err: BaseException) -> list[BaseException]:
+    """The exception and its causes and contexts, outermost first."""
+    seen: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def classify(err: BaseException, *, tls: bool, replied: bool) -> tuple[Reason, str]:
+    """Map a transport failure to its reason and a message for people."""
+    chain = _walk(err)
+    for item in chain:
+        if isinstance(item, ProbeError):
+            return item.reason, str(item)
+        if isinstance(item, socket.gaierror):
+            return Reason.DNS, f"cannot resolve the host: {item.strerror or item}"
+        if isinstance(item, ConnectionRefusedError):
+            return Reason.REFUSED, "connection refused: nothing listens on that port"
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return (
+                Reason.TLS_VERIFY,
+                f"certificate not trusted: {item.verify_message or item}",
+            )
+        if isinstance(item, ssl.SSLError):
+            hint = (
+                " (is the port plain Redis, not TLS?)"
+                if "WRONG_VERSION" in str(item).upper()
+                else ""
+            )
+            return (
+                Reason.TLS_HANDSHAKE,
+                f"TLS handshake failed: {item.reason or item}{hint}",
+            )
+        if isinstance(item, TimeoutError):
+            return Reason.TIMEOUT, "no answer in time"
+    closed = any(
+        isinstance(
+            item, ConnectionResetError | asyncio.IncompleteReadError | BrokenPipeError
+        )
+        for item in chain
+    )
+    if closed and not replied:
+        hint = "does it require a client certificate?" if tls else "is it a TLS port?"
+        return (
+            Reason.TLS_HANDSHAKE,
+            f"the server closed the connection before replying ({hint})",
+        )
+    if closed:
+        return Reason.OTHER, "the connection was closed mid-conversation"
+    return Reason.OTHER, f"{type(err).__name__}: {err}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Health:
+    """The last INFO and membership sample of one target."""
+
+    fetched: float  # monotonic
+    info: RedisHealth | None
+    membership: bool | None
+
+
+@dataclass
+class _Session:
+    """One probe's connection and what it learnt on the way."""
+
+    conn: RespConnection | None = None
+    transport: asyncio.WriteTransport | None = None
+    tls_not_after: float | None = None
+    replied: bool = False  # the server answered at least once
+
+
+class RedisProbe:
+    """Probes Redis big segment stores."""
+
+    def __init__(
+        self,
+        logger: structlog.stdlib.BoundLogger,
+        *,
+        health_interval: float = 300.0,
+        clock: Any = time.time,
+    ) -> None:
+        self._log = logger
+        self._clock = clock
+        self.health_interval = health_interval
+        self._tls = TlsContexts()
+        self._health: dict[str, _Health] = {}
+        self._warned: set[tuple[str, str]] = set()
+
+    def reconfigure(self, settings: ProbeConfig) -> None:
+        """Take reloaded settings; drop TLS contexts (certificates may have changed)."""
+        self._tls.clear()
+        self.health_interval = settings.health_interval
+
+    async def close(self) -> None:
+        """Nothing shared to release: every probe owns its connection."""
+
+    async def run(self, target: Target, recorder: Recorder) -> ProbeResult:
+        """Probe `target` once; store trouble comes back as a result, never raised."""
+        endpoint = target.endpoint
+        assert isinstance(endpoint, RedisEndpoint)  # noqa: S101 -- the runner dispatches by kind
+        key = redis_synchronized_on_key(target.prefix)
+        session = _Session()
+        health_due = self._health_due(target.id)
+        canary_reads = canary_commands(target.prefix, target.canaries)
+        commands: list[tuple[str, ...]] = [("TYPE", key), ("GET", key), *canary_reads]
+        if health_due:
+            commands.append(("INFO",))
+        try:
+            conn = await self._open(endpoint, recorder, session)
+            # AUTH (and SELECT) go in the same write as the reads: one round
+            # trip per probe. The auth phase ends with AUTH's reply.
+            handshake = _handshake(endpoint)
+            conn.send(*handshake, *commands)
+            recorder.begin("auth")
+            for command in handshake:
+                _check_handshake(command[0], await conn.read())
+                session.replied = True
+            if handshake:
+                recorder.authenticated = True
+            recorder.end(detail=None if handshake else "no password: nothing sent")
+            recorder.begin("read")
+            first = await conn.read()
+            session.replied = True
+            _refuse_unauthenticated(first)
+            recorder.authenticated = True
+            replies = [first, *[await conn.read() for _ in commands[1:]]]
+            recorder.end()
+            canaries = canary_results(
+                target.canaries, replies[2 : 2 + len(canary_reads)]
+            )
+            if health_due:
+                await self._refresh_health(target, conn, replies[-1], recorder)
+            return self._interpret(
+                key,
+                replies[0],
+                replies[1],
+                recorder,
+                session,
+                target_id=target.id,
+                canaries=canaries,
+            )
+        except (
+            ProbeError,
+            OSError,
+            asyncio.IncompleteReadError,
+            RespProtocolError,
+        ) as err:
+            reason, message = classify(
+                err, tls=endpoint.tls is not None, replied=session.replied
+            )
+            recorder.end(ok=False, detail=message)
+            return recorder.failure(
+                reason, message, self._clock(), tls_not_after=session.tls_not_after
+            )
+        finally:
+            # Abort, not close: no graceful TLS shutdown to wait for.
+            if session.transport is not None:
+                session.transport.abort()
+
+    async def _open(
+        self, endpoint: RedisEndpoint, recorder: Recorder, session: _Session
+    ) -> RespConnection:
+        """Connect, handshake and authenticate, each phase timed apart."""
+        recorder.begin("connect")
+        reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
+        session.transport = writer.transport
+        recorder.end()
+        # asyncio already sets TCP_NODELAY on its TCP transports.
+        if endpoint.tls is not None:
+            recorder.begin("tls")
+            await writer.start_tls(
+                self._tls.get(endpoint.tls),
+                server_hostname=endpoint.tls.server_name or endpoint.host,
+            )
+            session.transport = writer.transport
+            recorder.end()
+            session.tls_not_after = earliest_not_after(
+                writer.get_extra_info("ssl_object")
+            )
+        conn = session.conn = RespConnection(reader, writer)
+        return conn
+
+    # -- health: INFO and the membership sample, every health_interval ---------
+
+    def _health_due(self, target_id: str) -> bool:
+        cached = self._health.get(target_id)
+        return (
+            cached is None or time.monotonic() - cached.fetched >= self.health_interval
+        )
+
+    async def _refresh_health(
+        self, target: Target, conn: RespConnection, info: Any, recorder: Recorder
+    ) -> None:
+        health = None
+        if isinstance(info, bytes):
+            health = health_from_info(parse_info(info))
+        else:
+            self._once(target.id, "info", "redis.info_denied", error=str(info))
+        recorder.begin("membership")
+        membership: bool | None = None
+        try:
+            membership = await sample_membership(conn, target.prefix)
+            recorder.end(detail=f"present={membership}")
+        except RespError as err:
+            recorder.end(ok=False, detail=str(err))
+            self._once(target.id, "scan", "redis.scan_denied", error=str(err))
+        self._health[target.id] = _Health(time.monotonic(), health, membership)
+
+    def _once(self, target_id: str, what: str, event: str, **fields: Any) -> None:
+        """Log a missing permission once per target, not every round."""
+        if (target_id, what) not in self._warned:
+            self._warned.add((target_id, what))
+            self._log.info(event, integration_id=target_id, **fields)
+
+    def _interpret(
+        self,
+        key: str,
+        kind: Any,
+        value: Any,
+        recorder: Recorder,
+        session: _Session,
+        *,
+        target_id: str,
+        canaries: tuple[CanaryResult, ...],
+    ) -> ProbeResult:
+        """Apply the SDK's reading of GET; TYPE tells schema problems apart."""
+        cached = self._health.get(target_id)
+        reason: Reason | None = None
+        error: str | None = None
+        read_ok = True
+        schema_ok: bool | None = True
+        synchronized_on: int | None = None
+        denied = next(
+            (
+                r
+                for r in (kind, value)
+                if isinstance(r, RespError) and r.code == "NOPERM"
+            ),
+            None,
+        )
+        if denied is not None:
+            reason, error = (
+                Reason.NO_PERMISSION,
+                f"the monitor's Redis user lacks a permission: {denied}",
+            )
+            read_ok = not isinstance(value, RespError)
+            schema_ok = None
+        elif isinstance(value, RespError):
+            read_ok = False
+            schema_ok = False
+            kind_name = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if value.code == "WRONGTYPE":
+                reason, error = (
+                    Reason.SCHEMA,
+                    f"{key} is a {kind_name}; the SDKs expect a string",
+                )
+            else:
+                reason, error = Reason.OTHER, f"GET {key} failed: {value}"
+        if read_ok and isinstance(value, bytes):
+            try:
+                # int() exactly as the Python SDK parses it.
+                synchronized_on = int(value)
+            except ValueError:
+                read_ok = False
+                schema_ok = False
+                reason = Reason.PARSE
+                error = f"{key} holds {value[:40]!r}, not Unix milliseconds"
+        return ProbeResult(
+            finished_at=self._clock(),
+            duration=recorder.elapsed(),
+            up=True,
+            read_ok=read_ok,
+            schema_ok=schema_ok,
+            synchronized_on_ms=synchronized_on,
+            reason=reason,
+            error=error,
+            phases=tuple(recorder.phases.items()),
+            steps=tuple(recorder.steps),
+            tls_not_after=session.tls_not_after,
+            redis=cached.info if cached else None,
+            membership_present=cached.membership if cached else None,
+            canaries=canaries,
+        )

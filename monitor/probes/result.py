@@ -1,0 +1,209 @@
+"""What a probe reports, and the SDK rules that turn it into a status.
+
+A probe reads a store's metadata the way the SDKs do and records what it
+saw; `sdk_status()` then applies the SDKs' `BigSegmentStoreStatus` rules:
+
+| store result                          | available | stale |
+|---------------------------------------|-----------|-------|
+| metadata read raised an error         | false     | false |
+| metadata missing (no key, no item)    | true      | true  |
+| now - synchronizedOn >= stale_after   | true      | true  |
+| otherwise                             | true      | false |
+
+(Python SDK `big_segments.py` / `big_segments_common.is_stale`, Go SDK
+`big_segment_store_wrapper.go`.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from monitor.config import ProbeConfig
+from monitor.targets import Target
+
+
+class Reason(StrEnum):
+    """Closed set of probe failure reasons; each maps to a metric label value."""
+
+    DNS = "dns"
+    TIMEOUT = "timeout"
+    REFUSED = "refused"
+    TLS_HANDSHAKE = "tls_handshake"
+    TLS_VERIFY = "tls_verify"
+    AUTH = "auth"
+    NO_PERMISSION = "no_permission"
+    NOT_FOUND = "not_found"
+    SCHEMA = "schema"
+    PARSE = "parse"
+    THROTTLED = "throttled"
+    OTHER = "other"
+
+
+class ProbeError(Exception):
+    """A probe step that failed for a known reason."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+PHASES = ("connect", "tls", "auth", "read")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a probe, for the debug view: what, how long, how it went."""
+
+    name: str
+    seconds: float
+    ok: bool
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    """What DescribeTable says of a DynamoDB table, worth a dashboard."""
+
+    table_status: str
+    billing_mode: str
+    item_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RedisHealth:
+    """What INFO says of a Redis server that matters to big segments."""
+
+    version: str
+    maxmemory_policy: str
+    maxmemory: int
+    used_memory: int
+    persistence_enabled: bool
+
+    @property
+    def eviction_unsafe(self) -> bool:
+        """An allkeys-* policy with a memory limit may evict big segment keys.
+
+        Big segment keys carry no TTL, so volatile-* policies never pick them;
+        allkeys-* policies do, and an SDK then silently sees non-membership.
+        """
+        return self.maxmemory > 0 and self.maxmemory_policy.startswith("allkeys-")
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryResult:
+    """How one canary context evaluated: ok None when it could not be checked."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """Everything one probe of one target established."""
+
+    finished_at: float
+    duration: float
+    up: bool  # reachable and authenticated
+    read_ok: bool  # the metadata read an SDK does succeeded
+    schema_ok: bool | None  # None: the probe never got far enough to tell
+    synchronized_on_ms: int | None  # None: metadata missing (or not read)
+    reason: Reason | None = None
+    error: str | None = None
+    phases: tuple[tuple[str, float], ...] = ()
+    steps: tuple[Step, ...] = ()
+    tls_not_after: float | None = None
+    membership_present: bool | None = None
+    table: TableInfo | None = None
+    redis: RedisHealth | None = None
+    canaries: tuple[CanaryResult, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the probe found nothing wrong with reachability or layout."""
+        return self.reason is None
+
+    def sdk_status(self, now: float, stale_after: float) -> tuple[bool, bool]:
+        """(available, stale) as an SDK reading the same store would report now."""
+        if not self.read_ok:
+            return False, False
+        if self.synchronized_on_ms is None:
+            return True, True
+        return True, int(now * 1000) - self.synchronized_on_ms >= int(
+            stale_after * 1000
+        )
+
+
+class Recorder:
+    """Collects phase timings and steps while a probe runs, so a timeout keeps them."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}
+        self.steps: list[Step] = []
+        self.current: str | None = None
+        self.authenticated = False  # reached: the store answered as the monitor's user
+        self._step_started = self.started
+
+    def begin(self, name: str) -> None:
+        """Start timing step `name`."""
+        self.current = name
+        self._step_started = time.perf_counter()
+
+    def end(self, ok: bool = True, detail: str | None = None) -> float:
+        """Finish the current step; phases among PHASES are also kept as phases."""
+        seconds = time.perf_counter() - self._step_started
+        if self.current is not None:
+            self.steps.append(Step(self.current, seconds, ok, detail))
+            if self.current in PHASES:
+                self.phases[self.current] = self.phases.get(self.current, 0.0) + seconds
+        self.current = None
+        return seconds
+
+    def elapsed(self) -> float:
+        """Seconds since the probe started."""
+        return time.perf_counter() - self.started
+
+    def failure(
+        self,
+        reason: Reason,
+        message: str,
+        finished_at: float,
+        *,
+        steps: tuple[Step, ...] | None = None,
+        tls_not_after: float | None = None,
+    ) -> ProbeResult:
+        """The result of a probe that failed: nothing read, up as far as it got."""
+        return ProbeResult(
+            finished_at=finished_at,
+            duration=self.elapsed(),
+            up=self.authenticated,
+            read_ok=False,
+            schema_ok=None,
+            synchronized_on_ms=None,
+            reason=reason,
+            error=message,
+            phases=tuple(self.phases.items()),
+            steps=tuple(self.steps) if steps is None else steps,
+            tls_not_after=tls_not_after,
+        )
+
+
+class Probe(Protocol):
+    """A probe of one kind of store."""
+
+    def run(self, target: Target, recorder: Recorder) -> Awaitable[ProbeResult]:
+        """Probe `target` once; never raises for store trouble, returns it."""
+        ...
+
+    def reconfigure(self, settings: ProbeConfig) -> None:
+        """Take the probe settings of a reloaded config, from the next probe on."""
+        ...
+
+    async def close(self) -> None:
+        """Release shared clients."""

@@ -1,0 +1,152 @@
+"""Config reload: on SIGHUP, or when the config or a `*_file` it names changes.
+
+Kubernetes updates a mounted Secret by swapping a symlink, so a file is
+identified by what `stat` (following links) says of it: inode, size and
+modification time. A change to any of them triggers a reload. A valid new
+config is swapped in whole; an invalid one is rejected with every problem
+logged, and the old one stays.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import structlog
+
+from monitor.config import Config, ConfigError, load_config, referenced_files
+from monitor.log import Redactor
+from monitor.service.monitor import Monitor
+
+Fingerprint = tuple[int, int, int] | None
+
+# How often the watched files are looked at. Secret rotation is not urgent to
+# the second, and a stat per file every few seconds costs nothing.
+WATCH_INTERVAL = 5.0
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    """(inode, size, mtime_ns) of the file `path` resolves to; None when absent."""
+    try:
+        stat = os.stat(path)  # follows symlinks, as Kubernetes' ..data swap needs
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+class FileWatcher:
+    """Remembers fingerprints of a set of files and tells when any changed."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self._prints: dict[Path, Fingerprint] = {}
+        self.watch(paths)
+
+    def watch(self, paths: Iterable[Path]) -> None:
+        """Watch exactly `paths` from now on, as they are now."""
+        self._prints = {path: fingerprint(path) for path in paths}
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The files being watched."""
+        return tuple(self._prints)
+
+    def changed(self) -> list[Path]:
+        """The files whose fingerprint differs from the remembered one."""
+        return [
+            path for path, known in self._prints.items() if fingerprint(path) != known
+        ]
+
+
+class Reloader:
+    """Owns reloading: when (SIGHUP, a file changed), what, and the record of it.
+
+    A valid new config is applied to the `Monitor`; an invalid one leaves the
+    old config in force and is logged with every problem. Either way the
+    outcome is recorded in the state for `/metrics`. Secrets of every config
+    ever loaded stay masked: error texts from before may still circulate.
+    """
+
+    def __init__(
+        self,
+        monitor: Monitor,
+        config_path: Path | None,
+        redactor: Redactor,
+        logger: structlog.stdlib.BoundLogger,
+        *,
+        serving_on: str | None = None,
+        on_reload: Callable[[Config], None] | None = None,
+    ) -> None:
+        self._monitor = monitor
+        self._path = config_path
+        self._redactor = redactor
+        self._log = logger
+        # The address the server listens on when it comes from server.listen
+        # (None when --listen fixed it): changing it needs a restart.
+        self._serving_on = serving_on
+        self._on_reload = on_reload
+        self._secrets = set(monitor.config.secrets())
+        redactor.update(self._secrets)
+        self._watcher = FileWatcher(
+            referenced_files(config_path, monitor.config) if config_path else ()
+        )
+        self._requested: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Reloading needs a config file to read again."""
+        return self._path is not None
+
+    def request(self, trigger: str) -> None:
+        """Ask for a reload (SIGHUP); the next `step` performs it."""
+        self._requested = trigger
+
+    @property
+    def requested(self) -> bool:
+        """A reload was asked for and has not run yet."""
+        return self._requested is not None
+
+    def step(self) -> bool:
+        """Reload if asked to or if a watched file changed; True when a reload ran."""
+        trigger, self._requested = self._requested, None
+        if trigger is None:
+            changed = self._watcher.changed()
+            if changed:
+                trigger = "file changed: " + ", ".join(str(p) for p in changed)
+        if trigger is None:
+            return False
+        self.reload(trigger)
+        return True
+
+    def reload(self, trigger: str) -> bool:
+        """Load the config file again; apply it if valid, keep the old one if not."""
+        if self._path is None:
+            return False
+        state = self._monitor.state
+        try:
+            new = load_config(self._path)
+        except ConfigError as err:
+            state.config_reload_ok = False
+            state.config_reloads["failure"] += 1
+            self._log.error(
+                "config.reload_failed", trigger=trigger, problems=list(err.problems)
+            )
+            # Watch what changed so an unfixed file is not reloaded every few seconds.
+            self._watcher.watch(self._watcher.paths)
+            return False
+        self._secrets |= new.secrets()
+        self._redactor.update(self._secrets)
+        restart = self._monitor.apply(new)
+        if self._serving_on is not None and new.server.listen != self._serving_on:
+            restart.append("server.listen")
+        if self._on_reload is not None:
+            self._on_reload(new)
+        self._watcher.watch(referenced_files(self._path, new))
+        state.config_reload_ok = True
+        state.config_reload_time = time.time()
+        state.config_reloads["success"] += 1
+        self._log.info(
+            "config.reloaded", trigger=trigger, needs_restart=restart or None
+        )
+        return True

@@ -1,0 +1,123 @@
+"""The resolved target model: one store to probe, where it is and how it is labelled.
+
+Plain frozen values, built by `targets.resolve` and read by the probes, the
+service and the exporters; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import SecretStr
+
+from monitor.config import TlsConfig
+from monitor.store_keys import segment_ref
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """The labels every per-integration series carries."""
+
+    project: str
+    environment: str
+    integration: str
+    integration_id: str
+
+    def values(self) -> tuple[str, str, str, str]:
+        """Label values in LABEL_NAMES order."""
+        return (self.project, self.environment, self.integration, self.integration_id)
+
+
+LABEL_NAMES = ("project", "environment", "integration", "integration_id")
+
+
+Source = Literal["api", "static"]
+
+
+@dataclass(frozen=True, slots=True)
+class RedisEndpoint:
+    """Where and how to reach a Redis store."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsConfig | None = None
+    db: int = 0
+
+    @property
+    def address(self) -> str:
+        """host:port, for people."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class DynamoDBEndpoint:
+    """Where and how to reach a DynamoDB table."""
+
+    table: str
+    region: str | None
+    endpoint_url: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+
+    @property
+    def address(self) -> str:
+        """table (region), for people."""
+        return f"{self.table} ({self.region})" if self.region else self.table
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryCheck:
+    """A canary bound to a target: which membership to read and what to expect."""
+
+    name: str
+    context_hash: str
+    segment_key: str
+    expect: str  # "included" or "excluded"
+    generation: int | None
+    problem: str | None = None
+
+    @property
+    def segment_ref(self) -> str | None:
+        """The member the SDKs look for, once the generation is known."""
+        return (
+            None
+            if self.generation is None
+            else segment_ref(self.segment_key, self.generation)
+        )
+
+
+SegmentKey = tuple[str, str, str]  # project, environment, segment key
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One store to probe, or a known store that cannot be probed yet (`problem`)."""
+
+    id: str
+    source: Source
+    labels: Labels
+    name: str
+    prefix: str
+    endpoint: RedisEndpoint | DynamoDBEndpoint | None
+    problem: str | None = None
+    on: bool = True
+    canaries: tuple[CanaryCheck, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """`redis` or `dynamodb`."""
+        return self.labels.integration
+
+    @property
+    def address(self) -> str | None:
+        """Where the store is, for people."""
+        return None if self.endpoint is None else self.endpoint.address
+
+    @property
+    def probeable(self) -> bool:
+        """True when everything needed to probe is known."""
+        return self.endpoint is not None and self.problem is None

@@ -1,0 +1,245 @@
+"""Targets: what to probe, resolved from discovered integrations and static config.
+
+An integration becomes a target once its settings and key prefix are known.
+LaunchDarkly redacts store passwords, so credentials come from the monitor's
+own `credentials` entries (first match wins); an `address` there reaches the
+store by another name than the one LaunchDarkly uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from urllib.parse import unquote, urlsplit
+
+from monitor.config import (
+    Canary,
+    Config,
+    Credential,
+    DynamoDBTarget,
+    RedisCredential,
+    RedisTarget,
+    TlsConfig,
+    split_host_port,
+)
+from monitor.launchdarkly.discovery import DiscoveredIntegration
+from monitor.launchdarkly.models import DynamoDBSettings, RedisSettings, Segment
+from monitor.store_keys import context_hash
+from monitor.targets.model import (
+    CanaryCheck,
+    DynamoDBEndpoint,
+    Labels,
+    RedisEndpoint,
+    SegmentKey,
+    Target,
+)
+
+
+def _tls(tls: TlsConfig | None) -> TlsConfig:
+    """The TLS section in force (defaults: system CAs, verify the host name)."""
+    return tls if tls is not None else TlsConfig()
+
+
+def _username(redis: RedisCredential | None, settings: RedisSettings) -> str | None:
+    """The monitor's own user; LaunchDarkly's only with a password given."""
+    if redis is None:
+        return None
+    if redis.username:
+        return redis.username
+    return settings.username if redis.password is not None else None
+
+
+def _redis_endpoint(
+    settings: RedisSettings, credential: Credential | None
+) -> RedisEndpoint:
+    redis = credential.redis if credential else None
+    host, port = settings.host, settings.port
+    if redis is not None and redis.address:
+        host, port = split_host_port(redis.address, default_port=settings.port)
+    # TLS when LaunchDarkly connects with TLS, or when the monitor's own
+    # credential asks for it (a cluster may reach the store differently).
+    use_tls = settings.tls_enabled or (redis is not None and redis.tls is not None)
+    return RedisEndpoint(
+        host=host,
+        port=port,
+        username=_username(redis, settings),
+        password=redis.password if redis else None,
+        tls=_tls(redis.tls if redis else None) if use_tls else None,
+    )
+
+
+def _dynamodb_endpoint(
+    settings: DynamoDBSettings, credential: Credential | None
+) -> DynamoDBEndpoint:
+    ddb = credential.dynamodb if credential else None
+    # LaunchDarkly's roleArn/externalId are its own access, never the monitor's.
+    return DynamoDBEndpoint(
+        table=settings.table_name,
+        region=(ddb.region if ddb and ddb.region else settings.region),
+        endpoint_url=ddb.endpoint_url if ddb else None,
+        role_arn=ddb.role_arn if ddb else None,
+        external_id=ddb.external_id if ddb else None,
+    )
+
+
+def integration_target(item: DiscoveredIntegration, config: Config) -> Target:
+    """The target of one discovered integration."""
+    integration = item.integration
+    labels = Labels(
+        integration.project, integration.environment, integration.kind, integration.id
+    )
+    credential = config.credential_for(
+        integration.id, integration.project, integration.environment
+    )
+    section = None
+    if credential is not None:
+        section = (
+            credential.redis if integration.kind == "redis" else credential.dynamodb
+        )
+    prefix = (
+        section.prefix
+        if section is not None and section.prefix is not None
+        else item.client_side_id
+    )
+    settings = integration.settings
+    endpoint: RedisEndpoint | DynamoDBEndpoint | None = None
+    problem = None
+    if isinstance(settings, RedisSettings):
+        endpoint = _redis_endpoint(settings, credential)
+    elif isinstance(settings, DynamoDBSettings):
+        endpoint = _dynamodb_endpoint(settings, credential)
+    else:
+        problem = "waiting for the integration's configuration from the API"
+    if prefix is None and problem is None:
+        problem = "the environment's client-side ID (the key prefix) is not known yet"
+    return Target(
+        id=integration.id,
+        source="api",
+        labels=labels,
+        name=integration.name,
+        prefix=prefix or "",
+        endpoint=endpoint,
+        problem=problem,
+        on=integration.on,
+    )
+
+
+def static_redis_target(target: RedisTarget) -> Target:
+    """A Redis target from config."""
+    parts = urlsplit(target.url)
+    tls = _tls(target.tls) if parts.scheme == "rediss" else None
+    path = parts.path.strip("/")
+    endpoint = RedisEndpoint(
+        host=parts.hostname or "",
+        port=parts.port or 6379,
+        username=target.username
+        or (unquote(parts.username) if parts.username else None),
+        password=target.password,
+        tls=tls,
+        db=int(path) if path.isdigit() else 0,
+    )
+    return Target(
+        id=target.name,
+        source="static",
+        labels=Labels(target.project, target.environment, "redis", target.name),
+        name=target.name,
+        prefix=target.prefix,
+        endpoint=endpoint,
+    )
+
+
+def static_dynamodb_target(target: DynamoDBTarget) -> Target:
+    """A DynamoDB target from config."""
+    return Target(
+        id=target.name,
+        source="static",
+        labels=Labels(target.project, target.environment, "dynamodb", target.name),
+        name=target.name,
+        prefix=target.prefix,
+        endpoint=DynamoDBEndpoint(
+            table=target.table,
+            region=target.region,
+            endpoint_url=target.endpoint_url,
+            role_arn=target.role_arn,
+            external_id=target.external_id,
+        ),
+    )
+
+
+def _canary_checks(
+    target: Target,
+    canaries: Iterable[Canary],
+    segments: Mapping[SegmentKey, Segment | None],
+) -> tuple[CanaryCheck, ...]:
+    checks = []
+    labels = target.labels
+    for canary in canaries:
+        if not canary.match.matches(target.id, labels.project, labels.environment):
+            continue
+        generation, problem = canary.generation, None
+        if generation is None and target.source == "static":
+            problem = (
+                "a static target's canary needs `generation:` (there is no API to ask)"
+            )
+        elif generation is None:
+            key = (labels.project, labels.environment, canary.segment_key)
+            name = f"segment {canary.segment_key!r}"
+            if key not in segments:
+                problem = f"{name} not fetched from the API yet"
+            elif (segment := segments[key]) is None:
+                problem = f"{name} not found in {labels.project}/{labels.environment}"
+            elif segment.generation is None or not segment.unbounded:
+                problem = f"{name} is not a big segment (no generation)"
+            else:
+                generation = segment.generation
+        checks.append(
+            CanaryCheck(
+                name=canary.name,
+                context_hash=context_hash(canary.context_key),
+                segment_key=canary.segment_key,
+                expect=canary.expect,
+                generation=generation,
+                problem=problem,
+            )
+        )
+    return tuple(checks)
+
+
+def canary_segments(
+    targets: Iterable[Target], canaries: Iterable[Canary]
+) -> set[SegmentKey]:
+    """The segments whose generation the API must supply for these targets' canaries."""
+    wanted = set()
+    canaries = list(canaries)
+    for target in targets:
+        if target.source != "api":
+            continue
+        labels = target.labels
+        for canary in canaries:
+            if canary.generation is None and canary.match.matches(
+                target.id, labels.project, labels.environment
+            ):
+                wanted.add((labels.project, labels.environment, canary.segment_key))
+    return wanted
+
+
+def resolve_targets(
+    integrations: Iterable[DiscoveredIntegration],
+    config: Config,
+    segments: Mapping[SegmentKey, Segment | None] | None = None,
+) -> tuple[Target, ...]:
+    """Every target (discovered, then static), each with its canaries."""
+    targets = [integration_target(item, config) for item in integrations]
+    for static in config.targets:
+        targets.append(
+            static_redis_target(static)
+            if isinstance(static, RedisTarget)
+            else static_dynamodb_target(static)
+        )
+    if config.canaries:
+        known = segments or {}
+        targets = [
+            replace(t, canaries=_canary_checks(t, config.canaries, known))
+            for t in targets
+        ]
+    return tuple(targets)

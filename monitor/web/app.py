@@ -1,0 +1,122 @@
+"""HTTP handlers: /metrics, /-/healthy, /-/ready, /status, /probe and the page."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+from prometheus_client.exposition import choose_encoder
+
+from monitor import __version__
+from monitor.export.exposition import render_chunks
+from monitor.export.metrics import ScrapeCache
+from monitor.export.metrics import collect as collect_metrics
+from monitor.export.report import build_report
+from monitor.log import Redactor
+from monitor.probes.runner import ProbeRunner
+from monitor.service.state import MonitorState
+from monitor.web.debug_probe import DebugProber
+from monitor.web.page import render_page
+
+STATE = web.AppKey("state", MonitorState)
+REDACTOR = web.AppKey("redactor", Redactor)
+DEBUG = web.AppKey("debug", DebugProber)
+SCRAPE_CACHE = web.AppKey("scrape_cache", ScrapeCache)
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """Prometheus exposition; OpenMetrics when the scraper asks for it.
+
+    Sent a family at a time: at thousands of stores the body is tens of
+    megabytes, and holding it whole (as text and again as bytes) would double
+    the daemon's memory for the length of every scrape.
+    """
+    _, content_type = choose_encoder(request.headers.get("Accept", ""))
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    families = collect_metrics(
+        request.app[STATE], time.time(), request.app[SCRAPE_CACHE]
+    )
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    await response.prepare(request)
+    # Only known secret values are masked here (a fast substring check): label
+    # values come from LaunchDarkly keys and names, never from secret fields.
+    # Chunks end at line ends, so a value never straddles two of them.
+    redactor = request.app[REDACTOR]
+    for chunk in render_chunks(families, openmetrics=openmetrics):
+        if redactor.appears_in(chunk):
+            chunk = redactor.known(chunk.decode("utf-8")).encode("utf-8")  # noqa: PLW2901 -- masked in place
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def healthy(request: web.Request) -> web.Response:
+    """200 while the daemon's own loops tick; never about the stores."""
+    state = request.app[STATE]
+    if state.healthy():
+        return web.Response(text="ok\n")
+    stuck = sorted(name for name, loop in state.loops.items() if not loop.healthy())
+    return web.Response(status=503, text=f"loops not ticking: {', '.join(stuck)}\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    """200 once the first discovery and probe round have completed."""
+    if request.app[STATE].ready():
+        return web.Response(text="ready\n")
+    return web.Response(
+        status=503, text="starting: first discovery or probe round not done\n"
+    )
+
+
+async def status(request: web.Request) -> web.Response:
+    """Every target's last result as JSON, secrets redacted."""
+    body = request.app[REDACTOR].value(build_report(request.app[STATE]))
+    return web.json_response(body, dumps=lambda value: json.dumps(value, indent=2))
+
+
+async def index(request: web.Request) -> web.Response:
+    """The status page a person opens in a browser."""
+    data = request.app[REDACTOR].value(build_report(request.app[STATE]))
+    return web.Response(
+        text=render_page(data, now=time.time(), version=__version__),
+        content_type="text/html",
+    )
+
+
+async def debug_probe(request: web.Request) -> web.Response:
+    """Run one probe now and describe each step (rate-limited, redacted)."""
+    reply = await request.app[DEBUG].run(request.query.get("integration_id"))
+    headers = (
+        {"Retry-After": str(max(1, round(reply.retry_after)))}
+        if reply.retry_after
+        else None
+    )
+    body = request.app[REDACTOR].value(reply.body)
+    return web.json_response(
+        body,
+        status=reply.status,
+        headers=headers,
+        dumps=lambda v: json.dumps(v, indent=2),
+    )
+
+
+def make_web_app(
+    state: MonitorState,
+    redactor: Redactor,
+    scrape_cache: ScrapeCache | None = None,
+    runner: ProbeRunner | None = None,
+) -> web.Application:
+    """The aiohttp application serving every endpoint (`/probe` needs the runner)."""
+    app = web.Application()
+    app[STATE] = state
+    app[REDACTOR] = redactor
+    app[DEBUG] = DebugProber(state, runner)
+    app[SCRAPE_CACHE] = scrape_cache or ScrapeCache()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_get("/status", status)
+    app.router.add_get("/probe", debug_probe)
+    app.router.add_get("/", index)
+    return app

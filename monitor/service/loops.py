@@ -65,6 +65,10 @@ class PeriodicLoop:
         self._wake = asyncio.Event()
         self.iterations = 0
 
+    def deadline(self) -> float:
+        """Seconds the next iteration's step may take, from the config in force."""
+        return self._timeout()
+
     def wake(self) -> None:
         """Run the next iteration now instead of after the sleep."""
         self._wake.set()

@@ -588,6 +588,28 @@ async def test_targets_on_one_endpoint_share_a_client_and_close_releases_it(
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
+async def test_reconfigure_builds_new_clients_and_close_releases_the_retired_ones(
+    table: str,
+) -> None:
+    """A reload with new probe settings gets fresh clients; the old ones close with the probe."""
+    put_metadata(table, TABLE, PREFIX, now_ms())
+    probe = new_probe(timeout=2.0)
+    target = target_for(endpoint_of(table))
+    try:
+        await run_round(probe, [target])
+        assert probe.open_clients == 1
+        probe.reconfigure(settings(2.0))  # the same settings: nothing rebuilt
+        await run_round(probe, [target])
+        assert probe.open_clients == 1
+        probe.reconfigure(settings(3.0))  # a new timeout lives in the client config
+        runner = await run_round(probe, [target], timeout=3.0)
+        assert result_of(runner, target).reason is None
+        assert probe.open_clients == 2  # the retired client may still serve a probe
+    finally:
+        await probe.close()
+    assert probe.open_clients == 0
+
+
 async def test_describe_table_is_cached_and_refreshed_after_ten_minutes(
     table: str,
 ) -> None:

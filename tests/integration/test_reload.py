@@ -61,12 +61,8 @@ async def daemon(
     secret.write_text("wrong-password\n")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(static_config(redis_password, secret)))
-    instance = Daemon(load_config(path), Redactor(), config_path=path)
-    await instance.start()
-    try:
+    async with Daemon(load_config(path), Redactor(), config_path=path) as instance:
         yield instance, path, secret
-    finally:
-        await instance.stop()
 
 
 def reason_of(daemon: Daemon) -> str | None:
@@ -101,6 +97,27 @@ async def test_valid_change_is_swapped_in(
     assert instance.config.probe.stale_after == 420.0
     assert instance.state.stale_after == 420.0
     assert instance.state.config_reload_ok
+
+
+async def test_a_reloaded_interval_moves_the_probe_loop_deadline(
+    redis_password: RedisServer, daemon: tuple[Daemon, Path, Path]
+) -> None:
+    """After a reload to a longer interval the probe loop's deadline and health promise follow it."""
+    instance, path, secret = daemon
+    loop = instance.loops["probe"]
+    assert loop.deadline() == 10.0 + 1.0
+    path.write_text(
+        yaml.safe_dump(
+            static_config(redis_password, secret, interval="60s", timeout="3s")
+        )
+    )
+    assert instance.reload("test")
+    assert loop.deadline() == 60.0 + 3.0
+    # The loop ran again at once (a reload wakes it) and promised its next
+    # tick by the new deadline, not the start-time one.
+    health = instance.state.loops["probe"]
+    await wait_until(lambda: health.expected_by - time.monotonic() > 60.0, timeout=5)
+    assert instance.state.healthy()
 
 
 async def test_invalid_change_is_rejected_and_the_old_config_stays(

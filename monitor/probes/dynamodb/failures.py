@@ -1,15 +1,13 @@
 """How AWS failures read: a closed reason, a message safe to show, and `up`.
 
 Used by the DynamoDB probe at its boundary: botocore and aiobotocore
-exceptions (and the aiohttp/socket errors inside them) become a `Reason`, a
-message without credentials in it, and whether DynamoDB had accepted the
-request's signature (the probe's `up`). Nothing here catches anything.
+exceptions become a `Reason`, a message without credentials in it, and
+whether DynamoDB had accepted the request's signature (the probe's `up`).
+Transport trouble inside them (DNS, refused, TLS) is read by
+`probes.failures`, the same way as for Redis. Nothing here catches anything.
 """
 
 from __future__ import annotations
-
-import socket
-import ssl
 
 from botocore.exceptions import (
     ClientError,
@@ -22,6 +20,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from monitor.probes.failures import classify_transport
 from monitor.probes.result import Reason
 
 AUTH_CODES = frozenset(
@@ -55,27 +54,6 @@ NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
 
 # Server messages are cut to one bounded line: enough to act on, no dumps.
 _MESSAGE_LIMIT = 300
-
-
-def _causes(err: BaseException) -> list[BaseException]:
-    """The exception, what botocore wrapped, and its causes and contexts."""
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [err]
-    while todo:
-        item = todo.pop(0)
-        if item in seen:
-            continue
-        seen.append(item)
-        wrapped = getattr(item, "kwargs", {}).get("error")
-        for nxt in (
-            wrapped,
-            getattr(item, "os_error", None),
-            item.__cause__,
-            item.__context__,
-        ):
-            if isinstance(nxt, BaseException):
-                todo.append(nxt)
-    return seen
 
 
 def _short(text: str) -> str:
@@ -139,24 +117,9 @@ def classify(err: Exception) -> tuple[Reason, str, bool]:
         )
     if isinstance(err, CredentialRetrievalError):
         return Reason.AUTH, f"AWS credentials could not be loaded: {err}", False
-    for item in _causes(err):
-        if isinstance(item, socket.gaierror):
-            return (
-                Reason.DNS,
-                f"cannot resolve the endpoint: {item.strerror or item}",
-                False,
-            )
-        if isinstance(item, ConnectionRefusedError):
-            return Reason.REFUSED, "connection refused: nothing listens there", False
-        if isinstance(item, ssl.SSLCertVerificationError):
-            message = f"certificate not trusted: {item.verify_message or item}"
-            return Reason.TLS_VERIFY, message, False
-        if isinstance(item, ssl.SSLError):
-            return (
-                Reason.TLS_HANDSHAKE,
-                f"TLS handshake failed: {item.reason or item}",
-                False,
-            )
+    failure = classify_transport(err, peer="the endpoint")
+    if failure is not None:
+        return failure.reason, failure.message, False
     if isinstance(err, ConnectTimeoutError):
         return Reason.TIMEOUT, f"could not connect in time: {err}", False
     if isinstance(err, ReadTimeoutError):

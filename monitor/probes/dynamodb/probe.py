@@ -147,8 +147,11 @@ class DynamoDBProbe:
 
     @property
     def open_clients(self) -> int:
-        """How many DynamoDB clients are open (one per region/endpoint/role)."""
-        return self._clients.open_clients
+        """How many DynamoDB clients are open (one per region/endpoint/role).
+
+        Clients retired by a reload count until `close()`: they are still open.
+        """
+        return sum(c.open_clients for c in [self._clients, *self._retired])
 
     @property
     def assume_role_calls(self) -> int:

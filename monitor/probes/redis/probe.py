@@ -12,8 +12,6 @@ read commands are sent; the RESP exchange is `monitor/probes/resp.py`.
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import structlog
 
 from monitor.config import ProbeConfig
+from monitor.probes.failures import causes, classify_transport
 from monitor.probes.redis.info import (
     canary_commands,
     canary_results,
@@ -83,43 +82,17 @@ def _check_handshake(command: str | int, reply: Any) -> None:
         raise ProbeError(Reason.OTHER, f"{command} failed: {reply}")
 
 
-def _walk(err: BaseException) -> list[BaseException]:
-    """The exception and its causes and contexts, outermost first."""
-    seen: list[BaseException] = []
-    current: BaseException | None = err
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
 def classify(err: BaseException, *, tls: bool, replied: bool) -> tuple[Reason, str]:
     """Map a transport failure to its reason and a message for people."""
-    chain = _walk(err)
+    chain = causes(err)
     for item in chain:
         if isinstance(item, ProbeError):
             return item.reason, str(item)
-        if isinstance(item, socket.gaierror):
-            return Reason.DNS, f"cannot resolve the host: {item.strerror or item}"
-        if isinstance(item, ConnectionRefusedError):
-            return Reason.REFUSED, "connection refused: nothing listens on that port"
-        if isinstance(item, ssl.SSLCertVerificationError):
-            return (
-                Reason.TLS_VERIFY,
-                f"certificate not trusted: {item.verify_message or item}",
-            )
-        if isinstance(item, ssl.SSLError):
-            hint = (
-                " (is the port plain Redis, not TLS?)"
-                if "WRONG_VERSION" in str(item).upper()
-                else ""
-            )
-            return (
-                Reason.TLS_HANDSHAKE,
-                f"TLS handshake failed: {item.reason or item}{hint}",
-            )
-        if isinstance(item, TimeoutError):
-            return Reason.TIMEOUT, "no answer in time"
+    failure = classify_transport(err)
+    if failure is not None:
+        return failure.reason, failure.message
+    if any(isinstance(item, TimeoutError) for item in chain):
+        return Reason.TIMEOUT, "no answer in time"
     closed = any(
         isinstance(
             item, ConnectionResetError | asyncio.IncompleteReadError | BrokenPipeError

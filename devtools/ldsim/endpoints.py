@@ -9,7 +9,6 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from devtools.ldsim.jsonpatch import PatchConflictError, PatchError, apply_patch
 from devtools.ldsim.scenario import INTEGRATION_KINDS, EnvironmentSpec, ProjectSpec
 from devtools.ldsim.state import INTEGRATIONS_PATH, Integration, SimulatorState
 
@@ -18,17 +17,12 @@ ROUTES: Final = (
     ("GET", INTEGRATIONS_PATH, "list_integrations"),
     ("POST", _ONE, "create_integration"),
     ("GET", f"{_ONE}/{{id}}", "get_integration"),
-    ("PATCH", f"{_ONE}/{{id}}", "patch_integration"),
-    ("DELETE", f"{_ONE}/{{id}}", "delete_integration"),
-    ("GET", "/api/v2/projects/{project}", "get_project"),
     ("GET", "/api/v2/projects/{project}/environments/{environment}", "get_environment"),
     ("GET", "/api/v2/segments/{project}/{environment}/{segment}", "get_segment"),
 )
 BETA_ENDPOINTS: Final = frozenset(
     {"list_integrations", "create_integration", "get_integration"}
-    | {"patch_integration", "delete_integration"}
 )
-_WRITABLE: Final = frozenset({"name", "on", "tags", "config"})
 _ERROR_CODES: Final = {
     400: "invalid_request",
     401: "unauthorized",
@@ -81,9 +75,6 @@ class Endpoints:
             "list_integrations": self.list_integrations,
             "create_integration": self.create_integration,
             "get_integration": self.get_integration,
-            "patch_integration": self.patch_integration,
-            "delete_integration": self.delete_integration,
-            "get_project": self.get_project,
             "get_environment": self.get_environment,
             "get_segment": self.get_segment,
         }
@@ -127,52 +118,6 @@ class Endpoints:
         )
         integration = self._state.integrations[new_id]
         return json_response(201, self._state.integration_doc(integration, redact=True))
-
-    async def patch_integration(self, request: web.Request) -> web.Response:
-        """Apply an RFC 6902 JSON Patch and bump the version."""
-        integration = self._lookup(request)
-        operations = await _read_json(request)
-        document = {
-            "_id": integration.id,
-            "integrationKey": integration.kind,
-            "projectKey": integration.project,
-            "environmentKey": integration.environment,
-            "version": integration.version,
-            "name": integration.name,
-            "on": integration.on,
-            "tags": integration.tags,
-            "config": integration.config,
-        }
-        try:
-            patched = apply_patch(document, operations, writable=_writable)
-        except PatchConflictError as err:
-            raise ApiError(409, str(err), "optimistic_locking_error") from err
-        except PatchError as err:
-            raise ApiError(400, str(err)) from err
-        if not isinstance(patched.get("config"), dict):
-            raise ApiError(400, "config must stay an object")
-        _check_fields(patched, integration.kind)
-        integration.name = patched["name"]
-        integration.on = patched["on"]
-        integration.tags = list(patched["tags"])
-        integration.config = patched["config"]
-        integration.version += 1
-        return json_response(200, self._state.integration_doc(integration, redact=True))
-
-    async def delete_integration(self, request: web.Request) -> web.Response:
-        """Delete one integration."""
-        del self._state.integrations[self._lookup(request).id]
-        return web.Response(status=204)
-
-    async def get_project(self, request: web.Request) -> web.Response:
-        """Return a project; `?expand=environments` includes its environments."""
-        project = self._state.projects.get(request.match_info["project"])
-        if project is None:
-            raise ApiError(404, "Unknown project")
-        expand = "environments" in request.query.get("expand", "").split(",")
-        return json_response(
-            200, self._state.project_doc(project, expand_environments=expand)
-        )
 
     async def get_environment(self, request: web.Request) -> web.Response:
         """Return an environment (its `_id` is the client-side ID)."""
@@ -241,8 +186,3 @@ def _check_fields(doc: dict[str, Any], kind: str) -> None:
                 raise ApiError(400, f"config.{key} must be a string")
         if "tlsEnabled" in config and not isinstance(config["tlsEnabled"], bool):
             raise ApiError(400, "config.tlsEnabled must be a boolean")
-
-
-def _writable(path: str) -> bool:
-    """Return whether a JSON Patch may change the value at `path`."""
-    return path.startswith("/") and path.split("/")[1] in _WRITABLE

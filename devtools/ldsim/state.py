@@ -167,31 +167,6 @@ class SimulatorState:
         """Append these items verbatim to every list reply (to test bad items)."""
         self.raw_items = copy.deepcopy(list(items))
 
-    def add_segment(  # noqa: PLR0917 - positional order is the published simulator API
-        self,
-        project: str,
-        environment: str,
-        key: str,
-        generation: int = 1,
-        unbounded: bool = True,
-        context_kind: str = "user",
-        *,
-        name: str | None = None,
-    ) -> None:
-        """Add or replace a segment's metadata."""
-        self._require_environment(project, environment)
-        self._put_segment(
-            SegmentSpec(
-                project=project,
-                environment=environment,
-                key=key,
-                name=name or key,
-                generation=generation,
-                unbounded=unbounded,
-                unbounded_context_kind=context_kind,
-            )
-        )
-
     def integration(self, integration_id: str) -> dict[str, Any]:
         """Return the stored document of an integration, secrets unredacted."""
         return self.integration_doc(self._get(integration_id), redact=False)
@@ -236,32 +211,6 @@ class SimulatorState:
             "_links": {"self": link(INTEGRATIONS_PATH)},
             "items": items + copy.deepcopy(self.raw_items),
         }
-
-    def project_doc(
-        self, project: ProjectSpec, *, expand_environments: bool
-    ) -> dict[str, Any]:
-        """Render a project (environments only when expanded, as in the API)."""
-        path = f"/api/v2/projects/{project.key}"
-        doc: dict[str, Any] = {
-            "_links": {
-                "self": link(path),
-                "environments": link(f"{path}/environments"),
-            },
-            "_id": project.id,
-            "key": project.key,
-            "name": project.name,
-            "tags": list(project.tags),
-            "includeInSnippetByDefault": False,
-        }
-        if expand_environments:
-            doc["environments"] = {
-                "_links": {"self": link(f"{path}/environments")},
-                "totalCount": len(project.environments),
-                "items": [
-                    self.environment_doc(project, e) for e in project.environments
-                ],
-            }
-        return doc
 
     def environment_doc(
         self, project: ProjectSpec, env: EnvironmentSpec

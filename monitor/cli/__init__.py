@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -159,13 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ld-store-monitor` command."""
     args = _parser().parse_args(argv)
     redactor = Redactor()
+    commands: dict[str, Callable[[], int]] = {
+        "validate-config": lambda: _validate(args),
+        "run": lambda: _run(args, redactor),
+        "check": lambda: _check(args, redactor),
+    }
     try:
-        if args.command == "validate-config":
-            return _validate(args)
-        if args.command == "run":
-            return _run(args, redactor)
-        if args.command == "check":
-            return _check(args, redactor)
+        return commands[args.command]()  # argparse requires one of them
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # noqa: BLE001 -- last resort: report redacted, never a raw traceback
@@ -175,8 +175,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(redactor.text(text), file=sys.stderr)
         return EXIT_UNHEALTHY
-    return EXIT_CONFIG  # unreachable: argparse requires a command
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -70,9 +70,9 @@ def classify_transport(
                 Reason.REFUSED, f"connection refused: nothing listens at {peer}"
             )
         if isinstance(item, ssl.SSLCertVerificationError):
+            why = getattr(item, "verify_message", None) or item
             return TransportFailure(
-                Reason.TLS_VERIFY,
-                f"certificate not trusted: {getattr(item, 'verify_message', None) or item}",
+                Reason.TLS_VERIFY, f"certificate not trusted: {why}"
             )
         if isinstance(item, ssl.SSLError):
             hint = (

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from monitor.config import ProbeConfig
 from monitor.targets import Target
@@ -121,7 +121,6 @@ class ProbeResult:
     table: TableInfo | None = None
     redis: RedisHealth | None = None
     canaries: tuple[CanaryResult, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -23,7 +23,7 @@ import structlog
 
 from monitor.config import ProbeConfig
 from monitor.probes.result import Probe, ProbeResult, Reason, Recorder, Step
-from monitor.targets import DynamoDBEndpoint, RedisEndpoint, Target
+from monitor.targets import Target
 
 # A failing target waits interval * 2^(failures-1) between probes,
 # at most this many intervals.
@@ -55,12 +55,7 @@ class RoundSummary:
 
 def host_key(target: Target) -> str:
     """What the per-host limit counts: the Redis host:port or the DynamoDB endpoint."""
-    endpoint = target.endpoint
-    if isinstance(endpoint, RedisEndpoint):
-        return f"redis:{endpoint.address}"
-    if isinstance(endpoint, DynamoDBEndpoint):
-        return f"dynamodb:{endpoint.endpoint_url or endpoint.region or ''}"
-    return "none"
+    return "none" if target.endpoint is None else target.endpoint.host_key
 
 
 class ProbeRunner:

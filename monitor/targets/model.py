@@ -52,6 +52,11 @@ class RedisEndpoint:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    @property
+    def host_key(self) -> str:
+        """The server the store lives on; stores sharing it share its fate and limit."""
+        return f"redis:{self.address}"
+
 
 @dataclass(frozen=True, slots=True)
 class DynamoDBEndpoint:
@@ -67,6 +72,11 @@ class DynamoDBEndpoint:
     def address(self) -> str:
         """table (region), for people."""
         return f"{self.table} ({self.region})" if self.region else self.table
+
+    @property
+    def host_key(self) -> str:
+        """The service endpoint the table is reached through (URL, or the region)."""
+        return f"dynamodb:{self.endpoint_url or self.region or ''}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,16 +17,20 @@ from monitor.store_keys import segment_ref
 
 @dataclass(frozen=True, slots=True)
 class Labels:
-    """The labels every per-integration series carries."""
+    """The labels every per-integration series carries.
+
+    `kind` (redis or dynamodb) is exported under the public label name
+    `integration`, as the metric contract has it.
+    """
 
     project: str
     environment: str
-    integration: str
+    kind: str
     integration_id: str
 
     def values(self) -> tuple[str, str, str, str]:
         """Label values in LABEL_NAMES order."""
-        return (self.project, self.environment, self.integration, self.integration_id)
+        return (self.project, self.environment, self.kind, self.integration_id)
 
 
 LABEL_NAMES = ("project", "environment", "integration", "integration_id")
@@ -120,7 +124,7 @@ class Target:
     @property
     def kind(self) -> str:
         """`redis` or `dynamodb`."""
-        return self.labels.integration
+        return self.labels.kind
 
     @property
     def address(self) -> str | None:

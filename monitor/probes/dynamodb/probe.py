@@ -34,6 +34,7 @@ from monitor.config import ProbeConfig
 from monitor.probes.dynamodb.clients import AwsClients, ClientKey, client_config
 from monitor.probes.dynamodb.failures import classify
 from monitor.probes.dynamodb.table import check_canaries, query_membership
+from monitor.probes.refresh import EveryInterval
 from monitor.probes.result import CanaryResult, ProbeResult, Reason, Recorder, TableInfo
 from monitor.store_keys import (
     DYNAMODB_PARTITION_KEY,
@@ -139,8 +140,9 @@ class DynamoDBProbe:
         self._settings = settings
         self._clients = self._make_clients(settings)
         self._retired: list[AwsClients] = []  # replaced by a reload; closed at close()
-        self.health_interval = settings.health_interval
-        self._membership_seen: dict[str, tuple[float, bool | None]] = {}
+        self._memberships: EveryInterval[bool | None] = EveryInterval(
+            settings.health_interval
+        )
         self._query_denied: set[str] = set()
         # (client, table) -> (DescribeTable's Table, when it was read)
         self._tables: dict[tuple[ClientKey, str], tuple[dict[str, Any], float]] = {}
@@ -174,7 +176,7 @@ class DynamoDBProbe:
         The old clients may still serve probes in flight: they are closed with
         the probe, not now.
         """
-        self.health_interval = settings.health_interval
+        self._memberships.interval = settings.health_interval
         if settings != self._settings:
             self._retired.append(self._clients)
             self._clients = self._make_clients(settings)
@@ -227,7 +229,7 @@ class DynamoDBProbe:
             self._tables.pop(table_key, None)  # look at the table afresh next time
         return replace(
             self._result(found, recorder),
-            membership_present=self._membership_seen.get(target.id, (0.0, None))[1],
+            membership_present=self._memberships.get(target.id),
             canaries=canaries,
         )
 
@@ -235,8 +237,7 @@ class DynamoDBProbe:
         self, client: Any, target: Target, recorder: Recorder
     ) -> None:
         """The membership sample, every health_interval (a Query, when permitted)."""
-        checked = self._membership_seen.get(target.id)
-        if checked is not None and time.monotonic() - checked[0] < self.health_interval:
+        if not self._memberships.due(target.id):
             return
         endpoint = target.endpoint
         assert isinstance(endpoint, DynamoDBEndpoint)  # noqa: S101 -- checked by run()
@@ -253,7 +254,7 @@ class DynamoDBProbe:
                 self._log.info(
                     "dynamodb.query_failed", integration_id=target.id, error=message
                 )
-        self._membership_seen[target.id] = (time.monotonic(), present)
+        self._memberships.put(target.id, present)
 
     async def _describe(
         self,

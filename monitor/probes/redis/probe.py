@@ -29,6 +29,7 @@ from monitor.probes.redis.info import (
 )
 from monitor.probes.redis.resp import RespConnection, RespError, RespProtocolError
 from monitor.probes.redis.tls import TlsContexts, earliest_not_after
+from monitor.probes.refresh import EveryInterval
 from monitor.probes.result import (
     CanaryResult,
     ProbeError,
@@ -114,7 +115,6 @@ def classify(err: BaseException, *, tls: bool, replied: bool) -> tuple[Reason, s
 class _Health:
     """The last INFO and membership sample of one target."""
 
-    fetched: float  # monotonic
     info: RedisHealth | None
     membership: bool | None
 
@@ -141,10 +141,18 @@ class RedisProbe:
     ) -> None:
         self._log = logger
         self._clock = clock
-        self.health_interval = health_interval
         self._tls = TlsContexts()
-        self._health: dict[str, _Health] = {}
+        self._health: EveryInterval[_Health] = EveryInterval(health_interval)
         self._warned: set[tuple[str, str]] = set()
+
+    @property
+    def health_interval(self) -> float:
+        """Seconds between INFO and membership reads of a target."""
+        return self._health.interval
+
+    @health_interval.setter
+    def health_interval(self, seconds: float) -> None:
+        self._health.interval = seconds
 
     def reconfigure(self, settings: ProbeConfig) -> None:
         """Take reloaded settings; drop TLS contexts (certificates may have changed)."""
@@ -160,7 +168,7 @@ class RedisProbe:
         assert isinstance(endpoint, RedisEndpoint)  # noqa: S101 -- the runner dispatches by kind
         key = redis_synchronized_on_key(target.prefix)
         session = _Session()
-        health_due = self._health_due(target.id)
+        health_due = self._health.due(target.id)
         canary_reads = canary_commands(target.prefix, target.canaries)
         commands: list[tuple[str, ...]] = [("TYPE", key), ("GET", key), *canary_reads]
         if health_due:
@@ -242,12 +250,6 @@ class RedisProbe:
 
     # -- health: INFO and the membership sample, every health_interval ---------
 
-    def _health_due(self, target_id: str) -> bool:
-        cached = self._health.get(target_id)
-        return (
-            cached is None or time.monotonic() - cached.fetched >= self.health_interval
-        )
-
     async def _refresh_health(
         self, target: Target, conn: RespConnection, info: Any, recorder: Recorder
     ) -> None:
@@ -264,7 +266,7 @@ class RedisProbe:
         except RespError as err:
             recorder.end(ok=False, detail=str(err))
             self._once(target.id, "scan", "redis.scan_denied", error=str(err))
-        self._health[target.id] = _Health(time.monotonic(), health, membership)
+        self._health.put(target.id, _Health(health, membership))
 
     def _once(self, target_id: str, what: str, event: str, **fields: Any) -> None:
         """Log a missing permission once per target, not every round."""

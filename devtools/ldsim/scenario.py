@@ -34,8 +34,9 @@ A scenario is one YAML or JSON document. Every top-level section is optional::
         status:                      # every field optional; absent = omitted
           available: true
           potentiallyStale: false
-          lastSync: -30s             # signed offset (ms, s, m, h, d) from the
-                                     # clock at reply time, "now", or epoch ms
+          lastSync: -30s             # signed duration (ms, s, m, h, as in the
+                                     # monitor's config) from the clock at
+                                     # reply time, "now", or epoch ms
           lastError: -1h
           errors: [{statusCode: 503, message: connection refused,
                     timestamp: -1h}]
@@ -46,6 +47,11 @@ A scenario is one YAML or JSON document. Every top-level section is optional::
 
 A Redis `port` given as a number is stored as a string, as the real API does.
 Derived identifiers are stable: the same scenario always yields the same ids.
+A key given with no value (`name:`) counts as absent.
+
+The models are frozen pydantic models that reject unknown keys, like the
+monitor's configuration; a bad scenario raises one ValueError listing every
+problem as `dotted.path: message`.
 """
 
 from __future__ import annotations
@@ -54,39 +60,34 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import yaml
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from devtools.ldsim.fields import FieldReader
-from devtools.ldsim.status import Status, parse_status
+from devtools.ldsim.status import Status
+from devtools.ldsim.validation import NonEmpty, Spec, present, problems
 
 DEFAULT_TOKEN: Final = "sim-token"
 DEFAULT_BUDGET: Final = 100_000
 INTEGRATION_KINDS: Final = ("redis", "dynamodb")
-
-_TOP: Final = frozenset(
-    {"token", "forbidden_tokens", "rate_limit", "projects", "integrations", "segments"}
-)
-_RATE_LIMIT: Final = frozenset({"global", "route"})
-_PROJECT: Final = frozenset({"key", "name", "tags", "environments"})
-_ENVIRONMENT: Final = frozenset(
-    {"key", "name", "client_side_id", "api_key", "mobile_key", "color", "critical"}
-    | {"tags"}
-)
-_INTEGRATION: Final = frozenset(
-    {"id", "project", "environment", "kind", "name", "on", "tags", "version"}
-    | {"config", "status"}
-)
-_SEGMENT: Final = frozenset(
-    {"project", "environment", "key", "name", "generation", "unbounded"}
-    | {"unbounded_context_kind", "tags", "version"}
-)
 _BOOL_TAG: Final = "tag:yaml.org,2002:bool"
+# The validation context key under which a scenario's projects are known to
+# the integrations and segments that refer to them.
+_PROJECTS: Final = "projects"
+
+Tags = tuple[StrictStr, ...]
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -102,116 +103,264 @@ _Yaml12Loader.add_implicit_resolver(
 )
 
 
-@dataclass(frozen=True)
-class RateLimit:
-    """Request budgets per 10 s window: account-wide and per route."""
-
-    global_budget: int = DEFAULT_BUDGET
-    route_budget: int = DEFAULT_BUDGET
+def derived_hex(*parts: str) -> str:
+    """Return a stable 24-hex-digit id (LaunchDarkly's `_id` shape) for `parts`."""
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:24]
 
 
-@dataclass(frozen=True)
-class EnvironmentSpec:
-    """One environment of a project."""
-
-    key: str
-    name: str
-    client_side_id: str
-    api_key: str
-    mobile_key: str
-    color: str = "7B42BC"
-    critical: bool = False
-    tags: tuple[str, ...] = ()
+def derived_uuid(*parts: str) -> str:
+    """Return a stable UUID string for `parts`."""
+    return str(uuid.UUID(bytes=hashlib.sha256("/".join(parts).encode()).digest()[:16]))
 
 
-@dataclass(frozen=True)
-class ProjectSpec:
+class RateLimit(Spec):
+    """Request budgets per 10 s window: account-wide and per route (0: all 429)."""
+
+    global_budget: Annotated[StrictInt, Field(ge=0, validation_alias="global")] = (
+        DEFAULT_BUDGET
+    )
+    route_budget: Annotated[StrictInt, Field(ge=0, validation_alias="route")] = (
+        DEFAULT_BUDGET
+    )
+
+
+class EnvironmentSpec(Spec):
+    """One environment of a project (its project fills in the derived keys)."""
+
+    key: NonEmpty
+    name: NonEmpty
+    client_side_id: NonEmpty
+    api_key: NonEmpty
+    mobile_key: NonEmpty
+    color: NonEmpty = "7B42BC"
+    critical: StrictBool = False
+    tags: Tags = ()
+
+
+class ProjectSpec(Spec):
     """One project and its environments."""
 
-    key: str
-    name: str
-    id: str
-    tags: tuple[str, ...] = ()
+    key: NonEmpty
+    name: NonEmpty
+    tags: Tags = ()
     environments: tuple[EnvironmentSpec, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """Name defaults to the key; environment ids derive from the two keys."""
+        data = present(data)
+        if not isinstance(data, dict):
+            return data
+        key = data.get("key")
+        if key is not None:
+            data.setdefault("name", key)
+        environments = data.get("environments")
+        if isinstance(environments, list):
+            data["environments"] = [
+                _environment_defaults(str(key), item) for item in environments
+            ]
+        return data
+
+    @field_validator("environments")
+    @classmethod
+    def _unique_environments(
+        cls, environments: tuple[EnvironmentSpec, ...]
+    ) -> tuple[EnvironmentSpec, ...]:
+        _require_unique([e.key for e in environments], "environment key")
+        return environments
 
     def environment(self, key: str) -> EnvironmentSpec | None:
         """Return the environment with this key, if any."""
         return next((env for env in self.environments if env.key == key), None)
 
 
-@dataclass(frozen=True)
-class IntegrationSpec:
+def _environment_defaults(project: str, item: object) -> object:
+    """Fill an environment entry's name and derived ids (kept if given)."""
+    item = present(item)
+    if not isinstance(item, dict):
+        return item
+    key = item.get("key")
+    seed = ("environment", project, str(key))
+    return {
+        **({} if key is None else {"name": key}),
+        "client_side_id": derived_hex(*seed),
+        "api_key": f"sdk-{derived_uuid(*seed, 'sdk')}",
+        "mobile_key": f"mob-{derived_uuid(*seed, 'mobile')}",
+        **item,
+    }
+
+
+class _InEnvironment(Spec):
+    """Something that lives in one environment of one of the scenario's projects."""
+
+    project: NonEmpty
+    environment: NonEmpty
+
+    @field_validator("project")
+    @classmethod
+    def _known_project(cls, project: str, info: ValidationInfo) -> str:
+        known = _known_projects(info)
+        if known is not None and project not in known:
+            raise ValueError(f"unknown project {project!r}")
+        return project
+
+    @field_validator("environment")
+    @classmethod
+    def _known_environment(cls, environment: str, info: ValidationInfo) -> str:
+        known = _known_projects(info)
+        project = known.get(info.data.get("project", "")) if known else None
+        if project is not None and project.environment(environment) is None:
+            raise ValueError(
+                f"unknown environment {environment!r} in project {project.key!r}"
+            )
+        return environment
+
+
+def _known_projects(info: ValidationInfo) -> dict[str, ProjectSpec] | None:
+    """The scenario's projects, once validated (None: references go unchecked)."""
+    context = info.context
+    return context.get(_PROJECTS) if isinstance(context, dict) else None
+
+
+class IntegrationSpec(_InEnvironment):
     """One big segment store integration as the scenario starts it."""
 
-    id: str
-    project: str
-    environment: str
-    kind: str
-    name: str
-    on: bool = True
-    tags: tuple[str, ...] = ()
-    version: int = 1
-    config: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    status: Status = field(default_factory=Status)
+    id: NonEmpty
+    kind: Literal["redis", "dynamodb"]
+    name: NonEmpty
+    on: StrictBool = True
+    tags: Tags = ()
+    version: Annotated[StrictInt, Field(ge=1)] = 1
+    config: dict[str, Any] = Field(default_factory=dict)
+    status: Status = Status()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        data = present(data)
+        if isinstance(data, dict) and "name" not in data:
+            kind, project, environment = (
+                data.get(k) for k in ("kind", "project", "environment")
+            )
+            data["name"] = f"{kind} {project}/{environment}"
+        return data
+
+    @field_validator("id")
+    @classmethod
+    def _no_slash(cls, value: str) -> str:
+        if "/" in value:
+            raise ValueError("must not contain '/'")
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _normalised_config(
+        cls, config: dict[str, Any], info: ValidationInfo
+    ) -> dict[str, Any]:
+        if info.data.get("kind") == "redis":
+            return normalise_redis_config(config)
+        return config
 
 
-@dataclass(frozen=True)
-class SegmentSpec:
+class SegmentSpec(_InEnvironment):
     """One segment's metadata, for `GET /api/v2/segments/...`."""
 
-    project: str
-    environment: str
-    key: str
-    name: str
-    generation: int = 1
-    unbounded: bool = True
-    unbounded_context_kind: str = "user"
-    tags: tuple[str, ...] = ()
-    version: int = 1
+    key: NonEmpty
+    name: NonEmpty
+    generation: Annotated[StrictInt, Field(ge=0)] = 1
+    unbounded: StrictBool = True
+    unbounded_context_kind: NonEmpty = "user"
+    tags: Tags = ()
+    version: Annotated[StrictInt, Field(ge=1)] = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        data = present(data)
+        if isinstance(data, dict) and data.get("key") is not None:
+            data.setdefault("name", data["key"])
+        return data
 
 
-@dataclass(frozen=True)
-class Scenario:
+class Scenario(Spec):
     """Everything the simulator starts with; build it with `from_dict`."""
 
-    token: str | None = None
-    forbidden_tokens: tuple[str, ...] = ()
-    rate_limit: RateLimit = field(default_factory=RateLimit)
-    projects: tuple[ProjectSpec, ...] = ()
+    token: NonEmpty | None = None
+    forbidden_tokens: Tags = ()
+    rate_limit: RateLimit = RateLimit()
+    # Validated even when absent: references are checked against no projects.
+    projects: tuple[ProjectSpec, ...] = Field(default=(), validate_default=True)
     integrations: tuple[IntegrationSpec, ...] = ()
     segments: tuple[SegmentSpec, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_ids(cls, data: Any) -> Any:
+        """Give each integration without an id a stable one (its list index too)."""
+        data = present(data)
+        if isinstance(data, dict) and isinstance(data.get("integrations"), list):
+            data["integrations"] = [
+                _with_id(item, index) for index, item in enumerate(data["integrations"])
+            ]
+        return data
+
+    @field_validator("projects")
+    @classmethod
+    def _unique_projects(
+        cls, projects: tuple[ProjectSpec, ...], info: ValidationInfo
+    ) -> tuple[ProjectSpec, ...]:
+        """Check the keys, then make the projects known to later references."""
+        _require_unique([p.key for p in projects], "project key")
+        if isinstance(info.context, dict):
+            info.context[_PROJECTS] = {p.key: p for p in projects}
+        return projects
+
+    @field_validator("integrations")
+    @classmethod
+    def _unique_ids(
+        cls, integrations: tuple[IntegrationSpec, ...]
+    ) -> tuple[IntegrationSpec, ...]:
+        _require_unique([i.id for i in integrations], "integration id")
+        return integrations
 
     @classmethod
     def from_dict(cls, data: object, *, source: str = "scenario") -> Scenario:
         """Build a scenario from parsed YAML/JSON; raise ValueError listing problems."""
-        reader = FieldReader()
-        top = reader.mapping(data, "(top)", _TOP)
-        token = reader.string(top, "token", "token")
-        forbidden = reader.strings(top, "forbidden_tokens", "forbidden_tokens")
-        limits = reader.mapping(top.get("rate_limit", {}), "rate_limit", _RATE_LIMIT)
-        rate_limit = RateLimit(
-            reader.integer(limits, "global", "rate_limit.global", DEFAULT_BUDGET, 1),
-            reader.integer(limits, "route", "rate_limit.route", DEFAULT_BUDGET, 1),
-        )
-        projects = tuple(
-            _project(reader, item, f"projects.{i}")
-            for i, item in enumerate(reader.items(top, "projects"))
-        )
-        reader.unique([p.key for p in projects], "projects", "project key")
-        known = {p.key: p for p in projects}
-        integrations = tuple(
-            _integration(reader, item, f"integrations.{i}", i, known)
-            for i, item in enumerate(reader.items(top, "integrations"))
-        )
-        reader.unique([i.id for i in integrations], "integrations", "integration id")
-        segments = tuple(
-            _segment(reader, item, f"segments.{i}", known)
-            for i, item in enumerate(reader.items(top, "segments"))
-        )
-        if reader.problems:
-            lines = "\n".join(f"  {line}" for line in reader.problems)
-            raise ValueError(f"{source}: invalid scenario:\n{lines}")
-        return cls(token, forbidden, rate_limit, projects, integrations, segments)
+        try:
+            # Fields validate in order: projects first, then what refers to them.
+            return cls.model_validate(data, context={})
+        except ValidationError as err:
+            lines = "\n".join(f"  {line}" for line in problems(err))
+            raise ValueError(f"{source}: invalid scenario:\n{lines}") from None
+
+
+def _with_id(item: object, index: int) -> object:
+    """Add the derived id to an integration entry that has none."""
+    item = present(item)
+    if not isinstance(item, dict) or "id" in item:
+        return item
+    parts = (str(item.get(k, "")) for k in ("project", "environment", "kind"))
+    return {**item, "id": derived_hex("integration", *parts, str(index))}
+
+
+def _require_unique(values: list[str], what: str) -> None:
+    """Raise ValueError naming the first value that occurs twice."""
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate {what} {value!r}")
+        seen.add(value)
+
+
+def normalise_redis_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Store a numeric Redis `port` as a string, as the API does; reject other types."""
+    port = config.get("port")
+    if isinstance(port, int) and not isinstance(port, bool):
+        return {**config, "port": str(port)}
+    if port is not None and not isinstance(port, str):
+        raise ValueError("port must be a string or an integer")
+    return dict(config)
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -234,165 +383,12 @@ def parse_scenario(text: str, *, source: str, is_json: bool = False) -> Scenario
     return Scenario.from_dict({} if data is None else data, source=source)
 
 
-def derived_hex(*parts: str) -> str:
-    """Return a stable 24-hex-digit id (LaunchDarkly's `_id` shape) for `parts`."""
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:24]
-
-
-def derived_uuid(*parts: str) -> str:
-    """Return a stable UUID string for `parts`."""
-    return str(uuid.UUID(bytes=hashlib.sha256("/".join(parts).encode()).digest()[:16]))
+def load_demo_scenario() -> Scenario:
+    """Return the bundled demo scenario (`scenarios/demo.yaml`)."""
+    resource = resources.files("devtools.ldsim") / "scenarios" / "demo.yaml"
+    return parse_scenario(resource.read_text(encoding="utf-8"), source="demo.yaml")
 
 
 def _load_yaml(text: str) -> Any:
     """Parse YAML safely, with YAML 1.2 booleans."""
     return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-def _project(reader: FieldReader, item: object, loc: str) -> ProjectSpec:
-    """Read one project entry."""
-    data = reader.mapping(item, loc, _PROJECT)
-    key = reader.required(data, "key", f"{loc}.key")
-    environments = tuple(
-        _environment(reader, env, f"{loc}.environments.{i}", key)
-        for i, env in enumerate(reader.items(data, "environments"))
-    )
-    reader.unique(
-        [e.key for e in environments], f"{loc}.environments", "environment key"
-    )
-    return ProjectSpec(
-        key=key,
-        name=reader.string(data, "name", f"{loc}.name", key) or key,
-        id=derived_hex("project", key),
-        tags=reader.strings(data, "tags", f"{loc}.tags"),
-        environments=environments,
-    )
-
-
-def _environment(
-    reader: FieldReader, item: object, loc: str, project: str
-) -> EnvironmentSpec:
-    """Read one environment entry."""
-    data = reader.mapping(item, loc, _ENVIRONMENT)
-    key = reader.required(data, "key", f"{loc}.key")
-    seed = ("environment", project, key)
-    return EnvironmentSpec(
-        key=key,
-        name=reader.string(data, "name", f"{loc}.name", key) or key,
-        client_side_id=reader.string(data, "client_side_id", f"{loc}.client_side_id")
-        or derived_hex(*seed),
-        api_key=reader.string(data, "api_key", f"{loc}.api_key")
-        or f"sdk-{derived_uuid(*seed, 'sdk')}",
-        mobile_key=reader.string(data, "mobile_key", f"{loc}.mobile_key")
-        or f"mob-{derived_uuid(*seed, 'mobile')}",
-        color=reader.string(data, "color", f"{loc}.color", "7B42BC") or "7B42BC",
-        critical=reader.boolean(data, "critical", f"{loc}.critical", False),
-        tags=reader.strings(data, "tags", f"{loc}.tags"),
-    )
-
-
-def _integration(
-    reader: FieldReader,
-    item: object,
-    loc: str,
-    index: int,
-    projects: dict[str, ProjectSpec],
-) -> IntegrationSpec:
-    """Read one integration entry and check what it refers to."""
-    data = reader.mapping(item, loc, _INTEGRATION)
-    project = reader.required(data, "project", f"{loc}.project")
-    environment = reader.required(data, "environment", f"{loc}.environment")
-    _check_environment(reader, loc, project, environment, projects)
-    kind = reader.required(data, "kind", f"{loc}.kind")
-    if kind and kind not in INTEGRATION_KINDS:
-        reader.fail(
-            f"{loc}.kind",
-            f"must be one of {', '.join(INTEGRATION_KINDS)}, not {kind!r}",
-        )
-    integration_id = reader.string(data, "id", f"{loc}.id") or derived_hex(
-        "integration", project, environment, kind, str(index)
-    )
-    if "/" in integration_id:
-        reader.fail(f"{loc}.id", "must not contain '/'")
-    config = reader.mapping(data.get("config") or {}, f"{loc}.config", None)
-    if kind == "redis":
-        config = normalise_redis_config(config, f"{loc}.config", reader.problems)
-    status, problems = parse_status(data.get("status") or {}, f"{loc}.status")
-    reader.problems.extend(problems)
-    return IntegrationSpec(
-        id=integration_id,
-        project=project,
-        environment=environment,
-        kind=kind,
-        name=reader.string(data, "name", f"{loc}.name")
-        or f"{kind} {project}/{environment}",
-        on=reader.boolean(data, "on", f"{loc}.on", True),
-        tags=reader.strings(data, "tags", f"{loc}.tags"),
-        version=reader.integer(data, "version", f"{loc}.version", 1, 1),
-        config=config,
-        status=status,
-    )
-
-
-def _segment(
-    reader: FieldReader, item: object, loc: str, projects: dict[str, ProjectSpec]
-) -> SegmentSpec:
-    """Read one segment entry and check what it refers to."""
-    data = reader.mapping(item, loc, _SEGMENT)
-    project = reader.required(data, "project", f"{loc}.project")
-    environment = reader.required(data, "environment", f"{loc}.environment")
-    _check_environment(reader, loc, project, environment, projects)
-    key = reader.required(data, "key", f"{loc}.key")
-    return SegmentSpec(
-        project=project,
-        environment=environment,
-        key=key,
-        name=reader.string(data, "name", f"{loc}.name", key) or key,
-        generation=reader.integer(data, "generation", f"{loc}.generation", 1, 0),
-        unbounded=reader.boolean(data, "unbounded", f"{loc}.unbounded", True),
-        unbounded_context_kind=reader.string(
-            data, "unbounded_context_kind", f"{loc}.unbounded_context_kind", "user"
-        )
-        or "user",
-        tags=reader.strings(data, "tags", f"{loc}.tags"),
-        version=reader.integer(data, "version", f"{loc}.version", 1, 1),
-    )
-
-
-def _check_environment(
-    reader: FieldReader,
-    loc: str,
-    project: str,
-    environment: str,
-    projects: dict[str, ProjectSpec],
-) -> None:
-    """Report a reference to a project or environment the scenario lacks."""
-    if not project or not environment:
-        return
-    spec = projects.get(project)
-    if spec is None:
-        reader.fail(f"{loc}.project", f"unknown project {project!r}")
-    elif spec.environment(environment) is None:
-        reader.fail(
-            f"{loc}.environment",
-            f"unknown environment {environment!r} in project {project!r}",
-        )
-
-
-def normalise_redis_config(
-    config: dict[str, Any], loc: str, problems: list[str]
-) -> dict[str, Any]:
-    """Store a numeric Redis `port` as a string, as the API does; report bad types."""
-    config = dict(config)
-    port = config.get("port")
-    if isinstance(port, int) and not isinstance(port, bool):
-        config["port"] = str(port)
-    elif port is not None and not isinstance(port, str):
-        problems.append(f"{loc}.port: must be a string or an integer")
-    return config
-
-
-def load_demo_scenario() -> Scenario:
-    """Return the bundled demo scenario (`scenarios/demo.yaml`)."""
-    resource = resources.files("devtools.ldsim") / "scenarios" / "demo.yaml"
-    return parse_scenario(resource.read_text(encoding="utf-8"), source="demo.yaml")

@@ -209,7 +209,7 @@ INTEGRATIONS = (
         {
             "available": False,
             "potentiallyStale": True,
-            "lastSync": "-2d",
+            "lastSync": "-48h",
             "lastError": "-1h",
             "errors": [{"statusCode": 500, "message": "gone", "timestamp": "-1h"}],
         },

@@ -26,6 +26,7 @@ from devtools.ldsim import (
     load_scenario,
 )
 from devtools.ldsim.state import mask_secret
+from devtools.ldsim.status import TimeRef
 
 TOKEN = "test-token"
 REDIS_ID = "0123456789abcdef01234567"
@@ -406,6 +407,19 @@ async def test_relative_times_move_with_the_injected_clock(
     clock.now += 100
     _, later = await get_json(client, REDIS_PATH)
     assert later["_status"]["lastSync"] == NOW_MS + 100_000 - 30_000
+
+
+@pytest.mark.parametrize(
+    ("text", "offset_ms"),
+    [("-30s", -30_000), ("+1.5h", 5_400_000), ("-250ms", -250), ("-15m", -900_000)],
+)
+def test_relative_times_are_a_sign_and_a_config_duration(
+    text: str, offset_ms: int
+) -> None:
+    """Offsets use the monitor's duration grammar (`monitor.config.parse_duration`)."""
+    assert TimeRef.parse(text).offset_ms == offset_ms
+    with pytest.raises(ValueError, match="'-2d' is not a time"):
+        TimeRef.parse("-2d")  # the config has no days: write -48h
 
 
 async def test_absolute_times_are_returned_verbatim(
@@ -815,7 +829,7 @@ def _mutated(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         ),
         pytest.param(
             _mutated(lambda d: d["integrations"][0].update(kind="mongo")),
-            "integrations.0.kind: must be one of redis, dynamodb",
+            "integrations.0.kind: Input should be 'redis' or 'dynamodb'",
             id="bad-kind",
         ),
         pytest.param(
@@ -830,7 +844,7 @@ def _mutated(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         ),
         pytest.param(
             _mutated(lambda d: d.update(extra=1)),
-            "(top).extra: unknown field",
+            "extra: Extra inputs are not permitted",
             id="extra",
         ),
         pytest.param(
@@ -838,7 +852,11 @@ def _mutated(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
             "segments.0.project: unknown project 'nope'",
             id="segment-project",
         ),
-        pytest.param(["not", "a", "mapping"], "(top): must be a mapping", id="list"),
+        pytest.param(
+            ["not", "a", "mapping"],
+            "(top): Input should be a valid dictionary",
+            id="list",
+        ),
     ],
 )
 def test_scenario_rejects_bad_input_naming_the_location(

@@ -8,47 +8,51 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
 
 from monitor.config import Config
-from monitor.export.report import build_report
+from monitor.export.humanize import format_age
+from monitor.export.report import Report, Row, build_report
 from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor
 from monitor.service.monitor import Monitor
-from monitor.web.page import format_age
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
 EXIT_NO_API = 2
-# A row counts as healthy when its verdict is one of these.
-HEALTHY_VERDICTS = frozenset({"healthy", "off"})
 
-Column = tuple[str, Callable[[dict[str, Any]], Any]]
+Column = tuple[str, Callable[[Row], object]]
 COLUMNS: tuple[Column, ...] = (
-    ("PROJECT", lambda r: r["project"]),
-    ("ENVIRONMENT", lambda r: r["environment"]),
-    ("KIND", lambda r: r["integration"]),
-    ("NAME", lambda r: r["name"]),
-    ("STORE", lambda r: r["address"] or "-"),
-    ("LAUNCHDARKLY", lambda r: (r["api"] or {}).get("verdict", "-")),
-    ("UP", lambda r: _yes((r["probe"] or {}).get("up"))),
-    ("AVAILABLE", lambda r: _yes((r["probe"] or {}).get("available"))),
-    ("STALE", lambda r: _yes((r["probe"] or {}).get("stale"))),
-    ("SYNC AGE", lambda r: format_age((r["probe"] or {}).get("sync_age_seconds"))),
-    ("VERDICT", lambda r: r["verdict"]),
-    ("REASON", lambda r: (r["probe"] or {}).get("reason") or r.get("problem") or "-"),
+    ("PROJECT", lambda r: r.project),
+    ("ENVIRONMENT", lambda r: r.environment),
+    ("KIND", lambda r: r.integration),
+    ("NAME", lambda r: r.name),
+    ("STORE", lambda r: r.address or "-"),
+    ("LAUNCHDARKLY", lambda r: "-" if r.api is None else r.api.verdict),
+    ("UP", lambda r: _yes(None if r.probe is None else r.probe.up)),
+    ("AVAILABLE", lambda r: _yes(None if r.probe is None else r.probe.available)),
+    ("STALE", lambda r: _yes(None if r.probe is None else r.probe.stale)),
+    (
+        "SYNC AGE",
+        lambda r: format_age(None if r.probe is None else r.probe.sync_age_seconds),
+    ),
+    ("VERDICT", lambda r: r.verdict),
+    (
+        "REASON",
+        lambda r: (None if r.probe is None else r.probe.reason) or r.problem or "-",
+    ),
 )
 
 
-def _yes(value: Any) -> str:
+def _yes(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
 
-def render_table(report: dict[str, Any]) -> str:
-    """The report as an aligned text table, worst rows first."""
-    rows = [[str(cell(row)) for _, cell in COLUMNS] for row in report["targets"]]
+def render_table(report: Report) -> str:
+    """The (redacted) report as an aligned text table, worst rows first."""
+    rows = [[str(cell(row)) for _, cell in COLUMNS] for row in report.targets]
     headers = [name for name, _ in COLUMNS]
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
@@ -62,13 +66,11 @@ def render_table(report: dict[str, Any]) -> str:
         for r in rows
     ]
     errors = []
-    for r in report["targets"]:
-        error = (r["probe"] or {}).get("error") or r.get("problem")
+    for r in report.targets:
+        error = (None if r.probe is None else r.probe.error) or r.problem
         if error:
-            errors.append(f"  {r['project']}/{r['environment']} {r['name']}: {error}")
-    unhealthy = sum(
-        1 for r in report["targets"] if r["verdict"] not in HEALTHY_VERDICTS
-    )
+            errors.append(f"  {r.project}/{r.environment} {r.name}: {error}")
+    unhealthy = sum(1 for r in report.targets if not r.verdict.counts_as_healthy)
     summary = f"{len(rows)} targets, {unhealthy} unhealthy"
     return (
         "\n".join([*lines, "", summary, *(["", "errors:", *errors] if errors else [])])
@@ -94,10 +96,10 @@ async def run_check(
             print(redactor.text(f"cannot use the LaunchDarkly API: {reason}"), file=err)
             return EXIT_NO_API
         await monitor.probe_round()
-        report = redactor.value(build_report(monitor.state))
+        report = build_report(monitor.state)
     if fmt == "json":
-        out.write(json.dumps(report, indent=2) + "\n")
+        out.write(json.dumps(redactor.value(report.to_json()), indent=2) + "\n")
     else:
-        out.write(render_table(report))
-    healthy = all(row["verdict"] in HEALTHY_VERDICTS for row in report["targets"])
+        out.write(render_table(report.redacted(redactor.text)))
+    healthy = all(row.verdict.counts_as_healthy for row in report.targets)
     return EXIT_HEALTHY if healthy else EXIT_UNHEALTHY

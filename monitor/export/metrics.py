@@ -28,7 +28,7 @@ from monitor.export.exposition import (
     label_string,
     render,
 )
-from monitor.export.report import sync_disagreement
+from monitor.export.verdict import sync_disagreement
 from monitor.launchdarkly.discovery import DiscoveredIntegration
 from monitor.probes.result import ProbeResult
 from monitor.probes.runner import TargetRecord
@@ -240,7 +240,7 @@ def _probe_side(
             items.get(target.id), result, now, state.stale_after
         )
         if disagreement is not None:
-            families.disagreement.put_flag(head, disagreement)
+            families.disagreement.put_flag(head, bool(disagreement))
     if len(kept) > len(state.targets):
         present = {t.id for t in state.targets}
         for target_id in list(kept.keys() - present):

@@ -1,117 +1,235 @@
 """One report of every target, shared by /status, the status page and `check`.
 
 A row joins what LaunchDarkly says (API) with what the probe saw (store),
-plus a verdict a person can sort by. Rows are plain JSON-ready dicts; the
-callers redact them before they leave the process.
+plus a verdict a person can sort by. The report is typed: frozen dataclasses
+whose fields are named and ordered like the `/status` JSON keys, so
+`Report.to_json()` is that JSON. Callers redact before anything leaves the
+process: the JSON with `Redactor.value`, the typed report (for the page and
+`check`'s table) with `Report.redacted`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, is_dataclass, replace
+from enum import Enum
+from typing import Any, Literal
 
 from monitor import __version__
+from monitor.export.verdict import Disagreement, Verdict, sync_disagreement
 from monitor.launchdarkly.discovery import DiscoveredIntegration
-from monitor.probes.result import ProbeResult
+from monitor.probes.result import (
+    CanaryResult,
+    ProbeResult,
+    Reason,
+    RedisHealth,
+    TableInfo,
+)
 from monitor.probes.runner import TargetRecord
 from monitor.service.state import MonitorState
-from monitor.targets import Target
+from monitor.targets import Source, Target
 
-# Worst first: the order the status page and `check` sort by.
-SEVERITY = {
-    "unavailable": 0,
-    "failing": 1,
-    "stale": 2,
-    "disagreement": 3,
-    "degraded": 4,
-    "pending": 5,
-    "healthy": 6,
-    "off": 7,
-}
+
+@dataclass(frozen=True, slots=True)
+class ApiErrorView:
+    """One of LaunchDarkly's recent errors writing to the store."""
+
+    status_code: int | None
+    message: str
+    timestamp: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiView:
+    """LaunchDarkly's view of one integration (its `_status`)."""
+
+    available: bool | None
+    potentially_stale: bool | None
+    last_sync: float | None
+    last_sync_age_seconds: float | None
+    last_error: float | None
+    recent_errors: int
+    errors: tuple[ApiErrorView, ...]  # the newest few
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A finding beyond available/stale: failing (wrong now) or degraded (a risk)."""
+
+    severity: Verdict  # FAILING or DEGRADED
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeView:
+    """The probe's view of one target: its last result and the runner's record."""
+
+    up: bool
+    available: bool
+    stale: bool
+    schema_ok: bool | None
+    reason: Reason | None
+    error: str | None
+    synchronized_on: float | None
+    sync_age_seconds: float | None
+    duration_seconds: float
+    phases: Mapping[str, float]
+    tls_not_after: float | None
+    finished_at: float
+    consecutive_failures: int
+    backoff_seconds: float
+    failures: Mapping[str, int]  # reason -> probes failed for it
+    membership_present: bool | None
+    canaries: tuple[CanaryResult, ...]
+    redis: RedisHealth | None  # JSON adds `eviction_unsafe`
+    table: TableInfo | None
+    notes: tuple[Note, ...]
+    verdict: Verdict
+
+    def to_json(self) -> dict[str, Any]:
+        """The `probe` object of a `/status` row."""
+        return _object(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One target: what it is, LaunchDarkly's view, the probe's, one verdict."""
+
+    id: str
+    source: Source
+    project: str
+    environment: str
+    integration: str  # the kind: redis or dynamodb
+    name: str
+    on: bool
+    address: str | None
+    prefix: str | None
+    problem: str | None  # why it cannot be probed
+    api: ApiView | None  # None for a static target
+    probe: ProbeView | None  # None before its first probe
+    # None: not comparable, False: they agree. JSON says true for either kind.
+    disagreement: Disagreement | Literal[False] | None
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class ApiHealth:
+    """How the monitor's own use of the LaunchDarkly API goes."""
+
+    up: bool
+    last_success: float | None
+    last_error: str | None
+    pending_details: int
+    rate_limit_remaining: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The whole report: daemon health, API health and one row per target."""
+
+    version: str
+    generated_at: float
+    ready: bool
+    healthy: bool
+    stale_after_seconds: float
+    api: ApiHealth | None  # None with the API off (static targets only)
+    targets: tuple[Row, ...]  # worst first
+
+    def to_json(self) -> dict[str, Any]:
+        """The `/status` JSON (before redaction)."""
+        return _object(self)
+
+    def redacted(self, text: Callable[[str], str]) -> Report:
+        """A copy with every string passed through `text`; enums are kept."""
+        redacted: Report = _redact(self, text)
+        return redacted
+
+
+def _json(value: object) -> Any:
+    """`value` as JSON-ready data: what `to_json` is made of."""
+    if isinstance(value, Disagreement):
+        return True  # /status has always said true/false/null; the page phrases it
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, RedisHealth):
+        return {**_object(value), "eviction_unsafe": value.eviction_unsafe}
+    if is_dataclass(value) and not isinstance(value, type):
+        return _object(value)
+    if isinstance(value, tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    return value
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A dataclass as a JSON object: one key per field, in declaration order."""
+    return {f.name: _json(getattr(value, f.name)) for f in fields(value)}
+
+
+def _redact(value: Any, text: Callable[[str], str]) -> Any:
+    """`value` with every string in it passed through `text`; enums are closed words."""
+    if isinstance(value, Enum):
+        return value
+    if isinstance(value, str):
+        return text(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _redact(getattr(value, f.name), text) for f in fields(value)}
+        return replace(value, **changes)
+    if isinstance(value, tuple):
+        return tuple(_redact(v, text) for v in value)
+    if isinstance(value, Mapping):
+        return {_redact(k, text): _redact(v, text) for k, v in value.items()}
+    return value
 
 
 def _seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000.0
 
 
-def api_verdict(item: DiscoveredIntegration) -> str:
+def api_verdict(item: DiscoveredIntegration) -> Verdict:
     """LaunchDarkly's view in one word."""
     status = item.integration.status
     if not item.integration.on:
-        return "off"
+        return Verdict.OFF
     if status.available is False:
-        return "unavailable"
+        return Verdict.UNAVAILABLE
     if status.potentially_stale:
-        return "stale"
+        return Verdict.STALE
     if status.errors_total:
-        return "degraded"
+        return Verdict.DEGRADED
     if status.available is None and status.potentially_stale is None:
-        return "pending"
-    return "healthy"
+        return Verdict.PENDING
+    return Verdict.HEALTHY
 
 
-def _api_part(item: DiscoveredIntegration, now: float) -> dict[str, Any]:
+def api_view(item: DiscoveredIntegration, now: float) -> ApiView:
+    """LaunchDarkly's view of one integration, ages as of `now`."""
     status = item.integration.status
     last_sync = _seconds(status.last_sync_ms)
-    return {
-        "available": status.available,
-        "potentially_stale": status.potentially_stale,
-        "last_sync": last_sync,
-        "last_sync_age_seconds": None
+    return ApiView(
+        available=status.available,
+        potentially_stale=status.potentially_stale,
+        last_sync=last_sync,
+        last_sync_age_seconds=None
         if last_sync is None
         else round(max(0.0, now - last_sync), 3),
-        "last_error": _seconds(status.last_error_ms),
-        "recent_errors": status.errors_total,
-        "errors": [
-            {
-                "status_code": e.status_code,
-                "message": e.message,
-                "timestamp": _seconds(e.timestamp_ms),
-            }
+        last_error=_seconds(status.last_error_ms),
+        recent_errors=status.errors_total,
+        errors=tuple(
+            ApiErrorView(e.status_code, e.message, _seconds(e.timestamp_ms))
             for e in status.errors[:5]
-        ],
-        "verdict": api_verdict(item),
-    }
+        ),
+        verdict=api_verdict(item),
+    )
 
 
-def sync_disagreement(
-    item: DiscoveredIntegration | None,
-    result: ProbeResult,
-    now: float,
-    stale_after: float,
-) -> bool | None:
-    """Do LaunchDarkly and the store contradict each other? None when unknown.
-
-    1 when LaunchDarkly reports a recent sync (lastSync within half the stale
-    threshold, not unavailable) but the store's synchronizedOn is stale or
-    missing (wrong prefix, a different store than LaunchDarkly writes, a
-    one-sided network fault), or when LaunchDarkly reports the store
-    unavailable while the store is fresh (only someone else writes it, or
-    LaunchDarkly cannot reach what the cluster reaches). Half the threshold
-    keeps the two sides' different refresh times from flapping the signal.
-    """
-    if item is None or not result.read_ok:
-        return None
-    status = item.integration.status
-    available, stale = result.sdk_status(now, stale_after)
-    store_fresh = available and not stale
-    if status.available is False:
-        return store_fresh
-    if status.last_sync_ms is None:
-        return None
-    api_recent = now - status.last_sync_ms / 1000.0 <= stale_after / 2
-    return api_recent and not store_fresh
-
-
-def probe_part(
-    target: Target, record: TargetRecord | None, now: float, stale_after: float
-) -> dict[str, Any] | None:
-    """The probe's view of one target, or None before its first probe."""
-    if record is None or record.result is None:
-        return None
-    result = record.result
+def probe_view(
+    result: ProbeResult, record: TargetRecord, now: float, stale_after: float
+) -> ProbeView:
+    """The probe's view of one result; the failure counters come from `record`."""
     available, stale = result.sdk_status(now, stale_after)
     sync = (
         None
@@ -120,73 +238,64 @@ def probe_part(
     )
     notes = _notes(result, now)
     if not available:
-        verdict = "unavailable"
+        verdict = Verdict.UNAVAILABLE
     elif stale:
-        verdict = "stale"
-    elif result.reason is not None or any(n["severity"] == "failing" for n in notes):
-        verdict = "failing"
+        verdict = Verdict.STALE
+    elif result.reason is not None or any(n.severity is Verdict.FAILING for n in notes):
+        verdict = Verdict.FAILING
     elif notes:
-        verdict = "degraded"
+        verdict = Verdict.DEGRADED
     else:
-        verdict = "healthy"
-    return {
-        "up": result.up,
-        "available": available,
-        "stale": stale,
-        "schema_ok": result.schema_ok,
-        "reason": None if result.reason is None else str(result.reason),
-        "error": result.error,
-        "synchronized_on": sync,
-        "sync_age_seconds": None if sync is None else round(now - sync, 3),
-        "duration_seconds": round(result.duration, 6),
-        "phases": {phase: round(seconds, 6) for phase, seconds in result.phases},
-        "tls_not_after": result.tls_not_after,
-        "finished_at": result.finished_at,
-        "consecutive_failures": record.consecutive_failures,
-        "backoff_seconds": record.backoff,
-        "failures": {str(k): v for k, v in sorted(record.failures.items())},
-        "membership_present": result.membership_present,
-        "canaries": [
-            {"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.canaries
-        ],
-        "redis": None
-        if result.redis is None
-        else {**asdict(result.redis), "eviction_unsafe": result.redis.eviction_unsafe},
-        "table": None if result.table is None else asdict(result.table),
-        "notes": notes,
-        "verdict": verdict,
-    }
+        verdict = Verdict.HEALTHY
+    return ProbeView(
+        up=result.up,
+        available=available,
+        stale=stale,
+        schema_ok=result.schema_ok,
+        reason=result.reason,
+        error=result.error,
+        synchronized_on=sync,
+        sync_age_seconds=None if sync is None else round(now - sync, 3),
+        duration_seconds=round(result.duration, 6),
+        phases={phase: round(seconds, 6) for phase, seconds in result.phases},
+        tls_not_after=result.tls_not_after,
+        finished_at=result.finished_at,
+        consecutive_failures=record.consecutive_failures,
+        backoff_seconds=record.backoff,
+        failures={str(k): v for k, v in sorted(record.failures.items())},
+        membership_present=result.membership_present,
+        canaries=result.canaries,
+        redis=result.redis,
+        table=result.table,
+        notes=notes,
+        verdict=verdict,
+    )
 
 
 # A certificate expiring within this many days is worth a note on the page.
 TLS_NOTE_DAYS = 14
 
 
-def _notes(result: ProbeResult, now: float) -> list[dict[str, str]]:
+def _notes(result: ProbeResult, now: float) -> tuple[Note, ...]:
     """Findings beyond available/stale: failing (wrong now) or degraded (a risk)."""
-    notes = []
-    for canary in result.canaries:
-        if canary.ok is False:
-            notes.append(
-                {
-                    "severity": "failing",
-                    "text": f"canary {canary.name}: {canary.detail}",
-                }
-            )
+    notes = [
+        Note(Verdict.FAILING, f"canary {canary.name}: {canary.detail}")
+        for canary in result.canaries
+        if canary.ok is False
+    ]
     if result.membership_present is False:
         notes.append(
-            {
-                "severity": "failing",
-                "text": "no membership data: every context reads as not included",
-            }
+            Note(
+                Verdict.FAILING,
+                "no membership data: every context reads as not included",
+            )
         )
     if result.redis is not None and result.redis.eviction_unsafe:
         policy = result.redis.maxmemory_policy
         notes.append(
-            {
-                "severity": "degraded",
-                "text": f"{policy} with maxmemory can evict big segment keys",
-            }
+            Note(
+                Verdict.DEGRADED, f"{policy} with maxmemory can evict big segment keys"
+            )
         )
     if (
         result.tls_not_after is not None
@@ -194,37 +303,32 @@ def _notes(result: ProbeResult, now: float) -> list[dict[str, str]]:
     ):
         days = (result.tls_not_after - now) / 86400
         notes.append(
-            {
-                "severity": "degraded",
-                "text": f"TLS certificate expires in {days:.1f} days",
-            }
+            Note(Verdict.DEGRADED, f"TLS certificate expires in {days:.1f} days")
         )
-    return notes
+    return tuple(notes)
 
 
 def overall_verdict(
     target: Target,
-    api: dict[str, Any] | None,
-    probe: dict[str, Any] | None,
-    disagreement: bool | None,
-) -> str:
+    api: ApiView | None,
+    probe: ProbeView | None,
+    disagreement: Disagreement | Literal[False] | None,
+) -> Verdict:
     """One word for the row: the store first, then both sides compared, then the API."""
     if not target.on:
-        return "off"
+        return Verdict.OFF
+    # LaunchDarkly's own verdicts that are problems: unavailable, stale, degraded.
+    api_trouble = api is not None and api.verdict.is_problem
     if probe is None:
         # Not probed (yet): LaunchDarkly's word is all there is.
-        if api is not None and api["verdict"] in {"unavailable", "stale", "degraded"}:
-            return str(api["verdict"])
-        return "pending"
-    if probe["verdict"] in {"unavailable", "stale", "failing"}:
-        return str(probe["verdict"])
+        return api.verdict if api is not None and api_trouble else Verdict.PENDING
+    if probe.verdict.severity < Verdict.DISAGREEMENT.severity:
+        return probe.verdict  # the store itself is unavailable, failing or stale
     if disagreement:
-        return "disagreement"
-    if probe["verdict"] == "degraded":
-        return "degraded"
-    if api is not None and api["verdict"] in {"unavailable", "stale", "degraded"}:
-        return "degraded"
-    return "healthy"
+        return Verdict.DISAGREEMENT
+    if probe.verdict is Verdict.DEGRADED or api_trouble:
+        return Verdict.DEGRADED
+    return Verdict.HEALTHY
 
 
 def target_row(
@@ -233,34 +337,33 @@ def target_row(
     record: TargetRecord | None,
     now: float,
     stale_after: float,
-) -> dict[str, Any]:
+) -> Row:
     """The report row of one target (and its integration, when it has one)."""
-    api = _api_part(item, now) if item is not None else None
-    probe = probe_part(target, record, now, stale_after)
-    disagreement = None
+    api = api_view(item, now) if item is not None else None
+    probe = None
+    disagreement: Disagreement | Literal[False] | None = None
     if record is not None and record.result is not None:
+        probe = probe_view(record.result, record, now, stale_after)
         disagreement = sync_disagreement(item, record.result, now, stale_after)
-    return {
-        "id": target.id,
-        "source": target.source,
-        "project": target.labels.project,
-        "environment": target.labels.environment,
-        "integration": target.kind,
-        "name": target.name,
-        "on": target.on,
-        "address": target.address,
-        "prefix": target.prefix or None,
-        "problem": target.problem,
-        "api": api,
-        "probe": probe,
-        "disagreement": disagreement,
-        "verdict": overall_verdict(target, api, probe, disagreement),
-    }
+    return Row(
+        id=target.id,
+        source=target.source,
+        project=target.labels.project,
+        environment=target.labels.environment,
+        integration=target.kind,
+        name=target.name,
+        on=target.on,
+        address=target.address,
+        prefix=target.prefix or None,
+        problem=target.problem,
+        api=api,
+        probe=probe,
+        disagreement=disagreement,
+        verdict=overall_verdict(target, api, probe, disagreement),
+    )
 
 
-def build_report(
-    state: MonitorState, clock: Callable[[], float] = time.time
-) -> dict[str, Any]:
+def build_report(state: MonitorState, clock: Callable[[], float] = time.time) -> Report:
     """The whole report: daemon health, API health and one row per target."""
     now = clock()
     view = state.view
@@ -276,28 +379,21 @@ def build_report(
         )
         for target in state.targets
     ]
-    rows.sort(
-        key=lambda r: (
-            SEVERITY.get(r["verdict"], 99),
-            r["project"],
-            r["environment"],
-            r["name"],
-        )
-    )
-    return {
-        "version": __version__,
-        "generated_at": now,
-        "ready": state.ready(),
-        "healthy": state.healthy(),
-        "stale_after_seconds": state.stale_after,
-        "api": None
+    rows.sort(key=lambda r: (r.verdict.severity, r.project, r.environment, r.name))
+    return Report(
+        version=__version__,
+        generated_at=now,
+        ready=state.ready(),
+        healthy=state.healthy(),
+        stale_after_seconds=state.stale_after,
+        api=None
         if state.api is None
-        else {
-            "up": view.api_up,
-            "last_success": view.last_success,
-            "last_error": view.last_error,
-            "pending_details": view.pending_details,
-            "rate_limit_remaining": dict(state.api.rate_limit_remaining),
-        },
-        "targets": rows,
-    }
+        else ApiHealth(
+            up=view.api_up,
+            last_success=view.last_success,
+            last_error=view.last_error,
+            pending_details=view.pending_details,
+            rate_limit_remaining=dict(state.api.rate_limit_remaining),
+        ),
+        targets=tuple(rows),
+    )

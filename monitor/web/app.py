@@ -71,15 +71,15 @@ async def ready(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     """Every target's last result as JSON, secrets redacted."""
-    body = request.app[REDACTOR].value(build_report(request.app[STATE]))
+    body = request.app[REDACTOR].value(build_report(request.app[STATE]).to_json())
     return web.json_response(body, dumps=lambda value: json.dumps(value, indent=2))
 
 
 async def index(request: web.Request) -> web.Response:
     """The status page a person opens in a browser."""
-    data = request.app[REDACTOR].value(build_report(request.app[STATE]))
+    report = build_report(request.app[STATE]).redacted(request.app[REDACTOR].text)
     return web.Response(
-        text=render_page(data, now=time.time(), version=__version__),
+        text=render_page(report, now=time.time(), version=__version__),
         content_type="text/html",
     )
 

@@ -1,7 +1,8 @@
 """On-demand debug probe: `GET /probe?integration_id=…` runs one probe now.
 
 Like blackbox_exporter's debug output: every step with its timing and
-outcome, as JSON. It never touches the metrics (the scheduled rounds own
+outcome, as JSON, next to the result as a `/status` row's `probe` would show
+it (`ProbeView`). It never touches the metrics (the scheduled rounds own
 those), and it is rate-limited so that a reload-happy browser tab or a
 script cannot turn the monitor into a load generator against a store.
 """
@@ -14,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.probes.runner import ProbeRunner
+from monitor.export.report import probe_view
+from monitor.probes.runner import ProbeRunner, TargetRecord
 from monitor.service.state import MonitorState
 
 # At most one debug probe of a target every TARGET_GAP seconds, and at most
@@ -88,7 +90,9 @@ class DebugProber:
             )
         async with self._lock:  # one debug probe at a time
             result = await runner.probe(target)
-        available, stale = result.sdk_status(time.time(), self._state.stale_after)
+        # The failure counters are the scheduled rounds': this probe is not one.
+        record = self._state.records.get(target.id) or TargetRecord()
+        view = probe_view(result, record, time.time(), self._state.stale_after)
         return DebugReply(
             200,
             {
@@ -101,24 +105,7 @@ class DebugProber:
                     "address": target.address,
                     "prefix": target.prefix,
                 },
-                "result": {
-                    "ok": result.ok,
-                    "reason": None if result.reason is None else str(result.reason),
-                    "error": result.error,
-                    "up": result.up,
-                    "available": available,
-                    "stale": stale,
-                    "schema_ok": result.schema_ok,
-                    "synchronized_on": None
-                    if result.synchronized_on_ms is None
-                    else result.synchronized_on_ms / 1000.0,
-                    "tls_not_after": result.tls_not_after,
-                    "duration_seconds": round(result.duration, 6),
-                    "canaries": [
-                        {"name": c.name, "ok": c.ok, "detail": c.detail}
-                        for c in result.canaries
-                    ],
-                },
+                "result": {"ok": result.ok, **view.to_json()},
                 "steps": [
                     {
                         "step": s.name,

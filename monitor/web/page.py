@@ -16,26 +16,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from html import escape
 from importlib import resources
-from typing import Any
 
-from monitor.export.report import SEVERITY
+from monitor.export.humanize import format_age
+from monitor.export.report import ApiErrorView, Report, Row
+from monitor.export.verdict import Disagreement, Verdict
 
 REFRESH_SECONDS = 15
-# Verdicts "only problems" keeps, and the summary's headline counts.
-PROBLEMS = ("unavailable", "failing", "stale", "disagreement", "degraded")
-URGENT = frozenset({"unavailable", "failing"})
 SHOWN_ERRORS = 3  # per row; the title attribute and /status hold the rest
-# What a verdict means, shown as the badge's tooltip.
-MEANING = {
-    "unavailable": "SDKs cannot read this store: connection, credentials or schema",
-    "failing": "the store answers, but the probe found a problem",
-    "stale": "the store's last sync is older than the stale threshold",
-    "disagreement": "LaunchDarkly and the store disagree",
-    "degraded": "the store is fine, but LaunchDarkly reports trouble writing to it",
-    "pending": "not probed yet",
-    "healthy": "the store is readable and fresh",
-    "off": "the integration is turned off in LaunchDarkly",
-}
 COLUMNS = (
     ("verdict", "Verdict"),
     ("project", "Project"),
@@ -48,20 +35,6 @@ COLUMNS = (
 )
 
 
-def format_age(seconds: float | None) -> str:
-    """A duration for people: 42s, 7m, 3.5h, 2.0d; a dash when unknown."""
-    if seconds is None:
-        return "—"
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
 def _asset(name: str) -> str:
     return (resources.files("monitor.web") / "assets" / name).read_text("utf-8")
 
@@ -72,7 +45,7 @@ _STYLE = _asset("status.css")
 _SCRIPT = _asset("status.js").replace("</", "<\\/")
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     """Escaped text for an element; a dash for nothing."""
     return escape("—" if value is None or value == "" else str(value))
 
@@ -81,15 +54,14 @@ def _utc(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _badge(verdict: str) -> str:
-    meaning = MEANING.get(verdict, verdict)
+def _badge(verdict: Verdict) -> str:
     return (
-        f'<span class="badge v-{escape(verdict)}" title="{escape(meaning)}">'
+        f'<span class="badge v-{escape(verdict)}" title="{escape(verdict.meaning)}">'
         f"{escape(verdict)}</span>"
     )
 
 
-def _word(verdict: str) -> str:
+def _word(verdict: Verdict) -> str:
     return f'<span class="word v-{escape(verdict)}">{escape(verdict)}</span>'
 
 
@@ -98,47 +70,47 @@ def _details(*parts: str | None) -> str:
     return f'<div class="sub">{" · ".join(kept)}</div>' if kept else ""
 
 
-def _api_cell(row: dict[str, Any]) -> str:
-    api = row.get("api")
+def _api_cell(row: Row) -> str:
+    api = row.api
     if api is None:
-        if row.get("source") == "static":
+        if row.source == "static":
             return (
                 '<span class="word static" title="listed in the config, not '
                 "discovered through LaunchDarkly's API\">static</span>"
                 + _details("from config")
             )
         return _text(None)
-    available = api.get("available")
-    age = api.get("last_sync_age_seconds")
-    recent = api.get("recent_errors") or 0
-    return _word(str(api.get("verdict"))) + _details(
+    available = api.available
+    age = api.last_sync_age_seconds
+    recent = api.recent_errors
+    return _word(api.verdict) + _details(
         None if available is None else ("available" if available else "unavailable"),
-        "potentially stale" if api.get("potentially_stale") else None,
+        "potentially stale" if api.potentially_stale else None,
         "never synced" if age is None else f"synced {format_age(age)} ago",
         f"{recent} recent error{'s' if recent != 1 else ''}" if recent else None,
     )
 
 
-def _probe_cell(row: dict[str, Any]) -> str:
-    probe = row.get("probe")
+def _probe_cell(row: Row) -> str:
+    probe = row.probe
     if probe is None:
-        if not row.get("on", True):
+        if not row.on:
             return '<span class="word v-off">not probed</span>' + _details("off")
-        return _word("pending") + _details(
-            "cannot probe yet" if row.get("problem") else "first probe not done"
+        return _word(Verdict.PENDING) + _details(
+            "cannot probe yet" if row.problem else "first probe not done"
         )
-    failures = probe.get("consecutive_failures") or 0
-    backoff = probe.get("backoff_seconds") or 0
-    if not probe.get("up"):
+    failures = probe.consecutive_failures
+    backoff = probe.backoff_seconds
+    if not probe.up:
         state = ["down"]
-    elif not probe.get("available"):
+    elif not probe.available:
         state = ["up", "unreadable"]
     else:
-        state = ["up", "stale" if probe.get("stale") else "fresh"]
-    return _word(str(probe.get("verdict"))) + _details(
+        state = ["up", "stale" if probe.stale else "fresh"]
+    return _word(probe.verdict) + _details(
         *state,
-        "schema mismatch" if probe.get("schema_ok") is False else None,
-        f"reason: {probe['reason']}" if probe.get("reason") else None,
+        "schema mismatch" if probe.schema_ok is False else None,
+        f"reason: {probe.reason}" if probe.reason else None,
         f"{failures} failures in a row" if failures > 1 else None,
         f"retry in {format_age(backoff)}" if failures and backoff else None,
     )
@@ -148,20 +120,20 @@ def _never(why: str) -> str:
     return f'<span class="age late" title="{escape(why)}">never</span>'
 
 
-def _age_cell(row: dict[str, Any], stale_after: float) -> str:
+def _age_cell(row: Row, stale_after: float) -> str:
     """The store's own sync age when probed, else LaunchDarkly's."""
-    if not row.get("on", True):
+    if not row.on:
         stale_after = float("inf")  # nobody expects an integration that is off to sync
-    probe = row.get("probe") or {}
-    api = row.get("api") or {}
+    probe, api = row.probe, row.api
     source = "store"
-    if probe.get("sync_age_seconds") is not None:
-        age: float | None = float(probe["sync_age_seconds"])
-    elif probe.get("available") and probe.get("synchronized_on") is None:
+    age: float | None
+    if probe is not None and probe.sync_age_seconds is not None:
+        age = probe.sync_age_seconds
+    elif probe is not None and probe.available and probe.synchronized_on is None:
         return _never("the store holds no sync time")
-    elif api.get("last_sync_age_seconds") is not None:
-        age, source = float(api["last_sync_age_seconds"]), "LaunchDarkly"
-    elif api and api.get("last_sync") is None and row.get("on", True):
+    elif api is not None and api.last_sync_age_seconds is not None:
+        age, source = api.last_sync_age_seconds, "LaunchDarkly"
+    elif api is not None and api.last_sync is None and row.on:
         return _never("LaunchDarkly has never synced it")
     else:
         age = None
@@ -177,54 +149,49 @@ def _age_cell(row: dict[str, Any], stale_after: float) -> str:
 Entry = tuple[str, str, str]
 
 
-def _disagreement(row: dict[str, Any]) -> str:
-    api = row.get("api") or {}
-    probe = row.get("probe") or {}
-    if api.get("available") is False:
+def _disagreement(kind: Disagreement, row: Row) -> str:
+    """The disagreement `sync_disagreement` found, in words."""
+    if kind is Disagreement.API_UNAVAILABLE_BUT_FRESH:
         return (
             "LaunchDarkly says the store is unavailable, but it is readable and fresh"
         )
-    store = probe.get("sync_age_seconds")
+    store = None if row.probe is None else row.probe.sync_age_seconds
     store_says = (
         "holds no sync time" if store is None else f"synced {format_age(store)} ago"
     )
-    return (
-        f"LaunchDarkly synced {format_age(api.get('last_sync_age_seconds'))} ago, "
-        f"but the store {store_says}"
-    )
+    api_age = None if row.api is None else row.api.last_sync_age_seconds
+    return f"LaunchDarkly synced {format_age(api_age)} ago, but the store {store_says}"
 
 
-def _errors(row: dict[str, Any], now: float) -> list[Entry]:
+def _errors(row: Row, now: float) -> list[Entry]:
     """Every error and finding worth showing: the store's first, LaunchDarkly's last."""
     found: list[Entry] = []
-    if row.get("problem"):
-        found.append(("not probed", str(row["problem"]), "warn"))
-    probe = row.get("probe") or {}
-    if probe.get("error"):
-        label = f"store, {probe['reason']}" if probe.get("reason") else "store"
-        found.append((label, str(probe["error"]), "bad"))
-    for note in probe.get("notes") or []:
-        severity = str(note.get("severity") or "")
-        tone = "bad" if severity == "failing" else "warn"
-        found.append((severity or "note", str(note.get("text") or ""), tone))
-    if row.get("disagreement"):
-        found.append(("disagreement", _disagreement(row), "warn"))
+    if row.problem:
+        found.append(("not probed", row.problem, "warn"))
+    probe = row.probe
+    if probe is not None and probe.error:
+        label = f"store, {probe.reason}" if probe.reason else "store"
+        found.append((label, probe.error, "bad"))
+    for note in () if probe is None else probe.notes:
+        tone = "bad" if note.severity is Verdict.FAILING else "warn"
+        found.append((note.severity, note.text, tone))
+    if row.disagreement:
+        found.append(("disagreement", _disagreement(row.disagreement, row), "warn"))
     # LaunchDarkly repeats one failure per attempt: one entry per distinct
     # error, with how often it recurred and when it last did (newest first).
-    repeats: dict[tuple[Any, str], list[dict[str, Any]]] = {}
-    for error in (row.get("api") or {}).get("errors") or []:
-        key = (error.get("status_code"), str(error.get("message") or ""))
-        repeats.setdefault(key, []).append(error)
+    repeats: dict[tuple[int | None, str], list[ApiErrorView]] = {}
+    for error in () if row.api is None else row.api.errors:
+        repeats.setdefault((error.status_code, error.message), []).append(error)
     for (code, message), errors in repeats.items():
-        when = errors[0].get("timestamp")
-        ago = "" if when is None else f", {format_age(now - float(when))} ago"
+        when = errors[0].timestamp
+        ago = "" if when is None else f", {format_age(now - when)} ago"
         times = f", {len(errors)} times" if len(errors) > 1 else ""
         label = f"LaunchDarkly{'' if code is None else f' {code}'}{ago}{times}"
         found.append((label, message, ""))
     return found
 
 
-def _error_cell(row: dict[str, Any], now: float) -> str:
+def _error_cell(row: Row, now: float) -> str:
     errors = _errors(row, now)
     if not errors:
         return '<span class="none">—</span>'
@@ -240,33 +207,31 @@ def _error_cell(row: dict[str, Any], now: float) -> str:
     return f'<div class="errors" title="{escape(full)}">{items}{tail}</div>'
 
 
-def _search_text(row: dict[str, Any], now: float) -> str:
+def _search_text(row: Row, now: float) -> str:
     """What the free-text filter matches: names, ids, addresses and errors."""
-    parts = [
-        row.get(k) or "" for k in ("id", "name", "address", "prefix", "integration")
-    ]
-    parts += [row.get("project") or "", row.get("environment") or ""]
+    parts = [row.id, row.name, row.address, row.prefix, row.integration]
+    parts += [row.project, row.environment]
     parts += [f"{label} {text}" for label, text, _ in _errors(row, now)]
-    return " ".join(str(p) for p in parts).lower()
+    return " ".join(p or "" for p in parts).lower()
 
 
-def _row(row: dict[str, Any], now: float, stale_after: float) -> str:
-    verdict = str(row.get("verdict"))
-    kind = str(row.get("integration") or "")
-    prefix = row.get("prefix")
-    store = f'<code class="addr">{_text(row.get("address"))}</code>' + (
-        f' <span class="prefix">prefix {escape(str(prefix))}</span>' if prefix else ""
+def _row(row: Row, now: float, stale_after: float) -> str:
+    verdict = row.verdict
+    kind = row.integration
+    prefix = row.prefix
+    store = f'<code class="addr">{_text(row.address)}</code>' + (
+        f' <span class="prefix">prefix {escape(prefix)}</span>' if prefix else ""
     )
     return (
         f'<tr class="r-{escape(verdict)}" data-verdict="{escape(verdict)}" '
-        f'data-project="{escape(str(row.get("project") or ""))}" '
-        f'data-environment="{escape(str(row.get("environment") or ""))}" '
+        f'data-project="{escape(row.project)}" '
+        f'data-environment="{escape(row.environment)}" '
         f'data-search="{escape(_search_text(row, now))}" '
-        f'id="t-{escape(str(row.get("id") or ""))}">'
+        f'id="t-{escape(row.id)}">'
         f'<td class="c-verdict">{_badge(verdict)}</td>'
-        f'<td class="c-project">{_text(row.get("project"))}</td>'
-        f'<td class="c-environment">{_text(row.get("environment"))}</td>'
-        f'<th scope="row" class="c-target"><span class="name">{_text(row.get("name"))}'
+        f'<td class="c-project">{_text(row.project)}</td>'
+        f'<td class="c-environment">{_text(row.environment)}</td>'
+        f'<th scope="row" class="c-target"><span class="name">{_text(row.name)}'
         f'</span> <span class="kind k-{escape(kind)}">{_text(kind)}</span>'
         f'<div class="sub">{store}</div></th>'
         f'<td class="c-launchdarkly">{_api_cell(row)}</td>'
@@ -276,29 +241,30 @@ def _row(row: dict[str, Any], now: float, stale_after: float) -> str:
     )
 
 
-def _headline(counts: Counter[str], total: int) -> tuple[str, str]:
+def _headline(counts: Counter[Verdict], total: int) -> tuple[str, str]:
     """(tone, sentence) for the top of the page."""
-    problems = sum(counts[v] for v in PROBLEMS)
+    problems = sum(n for v, n in counts.items() if v.is_problem)
     if total == 0:
         return "idle", "No integrations or targets yet"
     if problems:
-        tone = "bad" if any(counts[v] for v in URGENT) else "warn"
+        tone = "bad" if any(n for v, n in counts.items() if v.is_urgent) else "warn"
         verb = "needs" if problems == 1 else "need"
         return tone, f"{problems} of {total} targets {verb} attention"
-    if counts["pending"]:
-        return "idle", f"{counts['pending']} of {total} targets not probed yet"
-    enabled = total - counts["off"]
-    off = f" ({counts['off']} off)" if counts["off"] else ""
+    pending, off_count = counts[Verdict.PENDING], counts[Verdict.OFF]
+    if pending:
+        return "idle", f"{pending} of {total} targets not probed yet"
+    enabled = total - off_count
+    off = f" ({off_count} off)" if off_count else ""
     return "good", f"All {enabled} enabled targets healthy{off}"
 
 
-def _summary(rows: list[dict[str, Any]]) -> str:
-    counts = Counter(str(r.get("verdict")) for r in rows)
+def _summary(rows: tuple[Row, ...]) -> str:
+    counts = Counter(r.verdict for r in rows)
     tone, headline = _headline(counts, len(rows))
-    order = sorted(counts, key=lambda v: SEVERITY.get(v, 99))
+    order = sorted(counts, key=lambda v: v.severity)
     chips = "".join(
         f'<button type="button" class="chip v-{escape(v)}" data-chip="{escape(v)}" '
-        f'aria-pressed="false" title="{escape(MEANING.get(v, v))}">'
+        f'aria-pressed="false" title="{escape(v.meaning)}">'
         f'<span class="n">{counts[v]}</span> {escape(v)}</button>'
         for v in order
     )
@@ -312,27 +278,27 @@ def _summary(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def _facts(report: dict[str, Any], now: float, version: str) -> str:
-    api = report.get("api")
+def _facts(report: Report, now: float, version: str) -> str:
+    api = report.api
     if api is None:
         api_fact = '<span class="muted">not used (static targets only)</span>'
-    elif api.get("up"):
-        last = api.get("last_success")
+    elif api.up:
+        last = api.last_success
         ago = "" if last is None else f", last answer {format_age(now - last)} ago"
-        pending = api.get("pending_details") or 0
+        pending = api.pending_details
         more = f", {pending} statuses still loading" if pending else ""
         api_fact = f'<span class="ok">up</span>{escape(ago + more)}'
-        if api.get("last_error"):
-            api_fact += f' <span class="warn-text">({_text(api["last_error"])})</span>'
+        if api.last_error:
+            api_fact += f' <span class="warn-text">({_text(api.last_error)})</span>'
     else:
-        api_fact = f'<span class="bad-text">down</span>: {_text(api.get("last_error"))}'
-    if not report.get("ready"):
+        api_fact = f'<span class="bad-text">down</span>: {_text(api.last_error)}'
+    if not report.ready:
         daemon = '<span class="warn-text">starting</span> (first round not done)'
-    elif not report.get("healthy"):
+    elif not report.healthy:
         daemon = '<span class="bad-text">loops stuck</span> (see /-/healthy)'
     else:
         daemon = '<span class="ok">ready, healthy</span>'
-    stale_after = float(report.get("stale_after_seconds") or 0)
+    stale_after = report.stale_after_seconds
     facts = (
         ("LaunchDarkly API", api_fact),
         ("Daemon", daemon),
@@ -354,9 +320,9 @@ def _options(name: str, label: str, values: list[str]) -> str:
     )
 
 
-def _filters(rows: list[dict[str, Any]]) -> str:
-    projects = sorted({str(r.get("project") or "") for r in rows} - {""})
-    environments = sorted({str(r.get("environment") or "") for r in rows} - {""})
+def _filters(rows: tuple[Row, ...]) -> str:
+    projects = sorted({r.project for r in rows} - {""})
+    environments = sorted({r.environment for r in rows} - {""})
     return (
         '<form id="filters" class="filters" role="search" hidden '
         'aria-label="Filter targets">'
@@ -371,20 +337,24 @@ def _filters(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def _title(rows: list[dict[str, Any]]) -> str:
-    problems = sum(1 for r in rows if r.get("verdict") in PROBLEMS)
+def _title(rows: tuple[Row, ...]) -> str:
+    problems = sum(1 for r in rows if r.verdict.is_problem)
     state = f"{problems} problem{'s' if problems != 1 else ''}" if problems else "OK"
     return f"{state} · Big segment stores · ld-store-monitor"
 
 
-def _worst(rows: list[dict[str, Any]]) -> str:
-    return str(rows[0].get("verdict")) if rows else "pending"
+def _worst(rows: tuple[Row, ...]) -> Verdict:
+    return rows[0].verdict if rows else Verdict.PENDING
 
 
-def render_page(report: dict[str, Any], *, now: float, version: str) -> str:
-    """Render the report as a self-contained, self-refreshing HTML page."""
-    rows: list[dict[str, Any]] = list(report.get("targets") or [])
-    stale_after = float(report.get("stale_after_seconds") or 0)
+# Which verdicts "only problems" keeps: status.js reads them from the body.
+_PROBLEMS = " ".join(v for v in Verdict if v.is_problem)
+
+
+def render_page(report: Report, *, now: float, version: str) -> str:
+    """Render the (redacted) report as a self-contained, self-refreshing HTML page."""
+    rows = report.targets
+    stale_after = report.stale_after_seconds
     cols = "".join(f'<col class="w-{key}">' for key, _ in COLUMNS)
     heads = "".join(
         f'<th scope="col" class="c-{key}">{label}</th>' for key, label in COLUMNS
@@ -401,7 +371,7 @@ def render_page(report: dict[str, Any], *, now: float, version: str) -> str:
         '<link rel="icon" href="data:,">'
         f"<title>{escape(_title(rows))}</title><style>{_STYLE}</style></head>"
         f'<body data-generated="{now:.3f}" data-refresh="{REFRESH_SECONDS}" '
-        f'data-worst="{escape(_worst(rows))}" data-problems="{" ".join(PROBLEMS)}">'
+        f'data-worst="{escape(_worst(rows))}" data-problems="{_PROBLEMS}">'
         '<header class="top"><h1>LaunchDarkly big segment stores</h1>'
         '<nav aria-label="Machine-readable"><a href="/status">/status JSON</a>'
         '<a href="/metrics">/metrics</a></nav>'

@@ -30,7 +30,7 @@ from playwright.async_api import (
 )
 
 from devtools.servers.ports import LOOPBACK, free_port
-from monitor.web.page import PROBLEMS
+from monitor.export.verdict import Verdict
 
 pytestmark = pytest.mark.e2e
 
@@ -206,7 +206,7 @@ async def test_status_page_shows_each_store_state_and_matching_counts(
     )
     assert dict(chips) == counts
     assert [c for c, _ in chips] == list(dict.fromkeys(verdicts))  # worst first
-    problems = sum(counts.get(v, 0) for v in PROBLEMS)
+    problems = sum(counts.get(v, 0) for v in Verdict if v.is_problem)
     await expect(page.locator(".headline")).to_have_text(
         f"{problems} of {len(verdicts)} targets need attention"
     )

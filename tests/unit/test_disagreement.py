@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
-from monitor.export.report import sync_disagreement
+from monitor.export.verdict import Disagreement, sync_disagreement
 from monitor.launchdarkly.discovery import DiscoveredIntegration
 from monitor.launchdarkly.models import ApiStatus, Integration
 from monitor.probes.result import ProbeResult
@@ -35,13 +37,17 @@ def store(sync_ago: float | None, read_ok: bool = True) -> ProbeResult:
         (
             item(True, 10),
             store(600),
-            True,
+            Disagreement.STORE_STALE,
         ),  # LD synced just now, store stale: wrong store/prefix
-        (item(True, 10), store(None), True),  # LD synced, store never: wrong prefix
+        (
+            item(True, 10),
+            store(None),
+            Disagreement.STORE_STALE,
+        ),  # LD synced, store never: wrong prefix
         (
             item(False, 3600),
             store(5),
-            True,
+            Disagreement.API_UNAVAILABLE_BUT_FRESH,
         ),  # LD says unavailable, store fresh: someone else writes
         (item(False, 3600), store(600), False),  # both down
         (
@@ -59,7 +65,9 @@ def store(sync_ago: float | None, read_ok: bool = True) -> ProbeResult:
     ],
 )
 def test_disagreement_rule(
-    api: DiscoveredIntegration | None, probe: ProbeResult, expected: bool | None
+    api: DiscoveredIntegration | None,
+    probe: ProbeResult,
+    expected: Disagreement | Literal[False] | None,
 ) -> None:
-    """Disagreement only when one side is clearly fresh and the other clearly not."""
+    """Disagreement, and which kind, only when one side is clearly fresh and the other clearly not."""
     assert sync_disagreement(api, probe, NOW, STALE_AFTER) is expected

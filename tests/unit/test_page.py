@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import replace
+from html import escape
 from html.parser import HTMLParser
-from typing import Any
 
 import pytest
 
-from monitor.web.page import REFRESH_SECONDS, format_age, render_page
+from monitor.export.humanize import format_age
+from monitor.export.report import (
+    ApiErrorView,
+    ApiHealth,
+    ApiView,
+    Note,
+    ProbeView,
+    Report,
+    Row,
+)
+from monitor.export.verdict import Disagreement, Verdict
+from monitor.probes.result import Reason
+from monitor.web.page import REFRESH_SECONDS, render_page
 
 NOW = 1_800_000_000.0
 HOSTILE = '<script>alert("x")</script>'
@@ -52,153 +66,159 @@ def parse(html: str) -> Parsed:
     return parsed
 
 
-def row(name: str, verdict: str, **overrides: Any) -> dict[str, Any]:
-    """A report row shaped like `monitor.export.report.target_row`'s, healthy by default."""
-    base: dict[str, Any] = {
-        "id": name.lower().replace(" ", "-"),
-        "source": "api",
-        "project": "web",
-        "environment": "production",
-        "integration": "redis",
-        "name": name,
-        "on": True,
-        "address": "redis-1.internal:6379",
-        "prefix": "64f1a2b3c4d5e6f708192a3b",
-        "problem": None,
-        "api": {
-            "available": True,
-            "potentially_stale": False,
-            "last_sync": NOW - 20,
-            "last_sync_age_seconds": 20.0,
-            "last_error": None,
-            "recent_errors": 0,
-            "errors": [],
-            "verdict": "healthy",
-        },
-        "probe": {
-            "up": True,
-            "available": True,
-            "stale": False,
-            "schema_ok": True,
-            "reason": None,
-            "error": None,
-            "synchronized_on": NOW - 6,
-            "sync_age_seconds": 6.0,
-            "duration_seconds": 0.002,
-            "phases": {"connect": 0.001, "read": 0.001},
-            "tls_not_after": None,
-            "finished_at": NOW - 1,
-            "consecutive_failures": 0,
-            "backoff_seconds": 0.0,
-            "failures": {},
-            "verdict": "healthy",
-        },
-        "verdict": verdict,
-    }
-    base.update(overrides)
-    return base
+API = ApiView(
+    available=True,
+    potentially_stale=False,
+    last_sync=NOW - 20,
+    last_sync_age_seconds=20.0,
+    last_error=None,
+    recent_errors=0,
+    errors=(),
+    verdict=Verdict.HEALTHY,
+)
+PROBE = ProbeView(
+    up=True,
+    available=True,
+    stale=False,
+    schema_ok=True,
+    reason=None,
+    error=None,
+    synchronized_on=NOW - 6,
+    sync_age_seconds=6.0,
+    duration_seconds=0.002,
+    phases={"connect": 0.001, "read": 0.001},
+    tls_not_after=None,
+    finished_at=NOW - 1,
+    consecutive_failures=0,
+    backoff_seconds=0.0,
+    failures={},
+    membership_present=None,
+    canaries=(),
+    redis=None,
+    table=None,
+    notes=(),
+    verdict=Verdict.HEALTHY,
+)
 
 
-def probe(**overrides: Any) -> dict[str, Any]:
-    """A healthy probe part with some fields changed."""
-    part: dict[str, Any] = row("x", "healthy")["probe"]
-    part.update(overrides)
-    return part
+def row(name: str, verdict: Verdict) -> Row:
+    """A report row of target `name` with this verdict, both sides healthy."""
+    return Row(
+        id=name.lower().replace(" ", "-"),
+        source="api",
+        project="web",
+        environment="production",
+        integration="redis",
+        name=name,
+        on=True,
+        address="redis-1.internal:6379",
+        prefix="64f1a2b3c4d5e6f708192a3b",
+        problem=None,
+        api=API,
+        probe=PROBE,
+        disagreement=None,
+        verdict=verdict,
+    )
 
 
-ROWS = [
-    row(
-        "Mobile production Redis",
-        "unavailable",
+ROWS = (
+    replace(
+        row("Mobile production Redis", Verdict.UNAVAILABLE),
         project="mobile",
-        probe=probe(
+        probe=replace(
+            PROBE,
             up=False,
             available=False,
-            reason="auth",
+            reason=Reason.AUTH,
             error="authentication failed: invalid username-password pair",
             synchronized_on=None,
             sync_age_seconds=None,
             consecutive_failures=3,
             backoff_seconds=20.0,
-            verdict="unavailable",
+            verdict=Verdict.UNAVAILABLE,
         ),
     ),
-    row(
-        "Web production DynamoDB",
-        "failing",
+    replace(
+        row("Web production DynamoDB", Verdict.FAILING),
         integration="dynamodb",
         address="ld-big-segments (us-east-1)",
-        probe=probe(reason="schema", error="key schema is wrong", verdict="failing"),
+        probe=replace(
+            PROBE,
+            reason=Reason.SCHEMA,
+            error="key schema is wrong",
+            verdict=Verdict.FAILING,
+        ),
     ),
-    row(
-        "Web staging Redis",
-        "stale",
+    replace(
+        row("Web staging Redis", Verdict.STALE),
         environment="staging",
-        probe=probe(
+        probe=replace(
+            PROBE,
             stale=True,
             sync_age_seconds=900.0,
             synchronized_on=NOW - 900,
-            verdict="stale",
+            verdict=Verdict.STALE,
         ),
     ),
-    row("Web production Redis", "healthy"),
-    row(
-        "relay-proxy-store",
-        "healthy",
+    row("Web production Redis", Verdict.HEALTHY),
+    replace(
+        row("relay-proxy-store", Verdict.HEALTHY),
         id="relay-proxy-store",
         source="static",
         prefix="launchdarkly",
         api=None,
     ),
-    row(
-        "Web staging DynamoDB (disabled)",
-        "off",
+    replace(
+        row("Web staging DynamoDB (disabled)", Verdict.OFF),
         environment="staging",
         on=False,
         probe=None,
-        api={**row("x", "off")["api"], "verdict": "off"},
+        api=replace(API, verdict=Verdict.OFF),
     ),
-]
+)
 
 
-def report(rows: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
+def report(rows: Sequence[Row]) -> Report:
     """A whole report around `rows`, daemon and API up."""
-    base: dict[str, Any] = {
-        "version": "1.2.3",
-        "generated_at": NOW,
-        "ready": True,
-        "healthy": True,
-        "stale_after_seconds": 120.0,
-        "api": {
-            "up": True,
-            "last_success": NOW - 3,
-            "last_error": None,
-            "pending_details": 0,
-            "rate_limit_remaining": {},
-        },
-        "targets": rows,
-    }
-    base.update(overrides)
-    return base
+    return Report(
+        version="1.2.3",
+        generated_at=NOW,
+        ready=True,
+        healthy=True,
+        stale_after_seconds=120.0,
+        api=ApiHealth(
+            up=True,
+            last_success=NOW - 3,
+            last_error=None,
+            pending_details=0,
+            rate_limit_remaining={},
+        ),
+        targets=tuple(rows),
+    )
 
 
-def render(rows: list[dict[str, Any]] = ROWS, **overrides: Any) -> str:
+def page(whole: Report) -> str:
+    """The page of this report."""
+    return render_page(whole, now=NOW, version="1.2.3")
+
+
+def render(rows: Sequence[Row] = ROWS) -> str:
     """The page of a report around `rows`."""
-    return render_page(report(rows, **overrides), now=NOW, version="1.2.3")
+    return page(report(rows))
 
 
 def test_table_has_one_row_per_target_in_report_order() -> None:
     """Every target gets exactly one row, in the report's worst-first order."""
     parsed = parse(render())
-    assert [r["data-verdict"] for r in parsed.rows] == [r["verdict"] for r in ROWS]
-    assert [r["id"] for r in parsed.rows] == [f"t-{r['id']}" for r in ROWS]
-    assert [r["data-project"] for r in parsed.rows] == [r["project"] for r in ROWS]
+    assert [r["data-verdict"] for r in parsed.rows] == [r.verdict for r in ROWS]
+    assert [r["id"] for r in parsed.rows] == [f"t-{r.id}" for r in ROWS]
+    assert [r["data-project"] for r in parsed.rows] == [r.project for r in ROWS]
 
 
 def test_each_row_has_a_badge_with_its_verdict() -> None:
     """The verdict column shows each row's verdict as a coloured badge."""
     html = render()
-    assert parse(html).badges == [r["verdict"] for r in ROWS]
+    assert parse(html).badges == [r.verdict for r in ROWS]
     assert '<span class="badge v-unavailable"' in html
     assert 'class="r-unavailable"' in html  # the row stripe takes the verdict colour
 
@@ -235,10 +255,11 @@ def test_static_target_shows_static_instead_of_launchdarkly_status() -> None:
 def test_failing_row_shows_probe_reason_and_whole_error_text() -> None:
     """The store's error text is shown whole (wrapped), with the full text as a title."""
     long_error = "connection reset by peer while reading " + "x" * 400
-    failing = row(
-        "Web production Redis",
-        "failing",
-        probe=probe(reason="other", error=long_error, verdict="failing"),
+    failing = replace(
+        row("Web production Redis", Verdict.FAILING),
+        probe=replace(
+            PROBE, reason=Reason.OTHER, error=long_error, verdict=Verdict.FAILING
+        ),
     )
     html = render([failing])
     assert f"</span> {long_error}</p>" in html
@@ -248,15 +269,13 @@ def test_failing_row_shows_probe_reason_and_whole_error_text() -> None:
 
 def test_launchdarkly_errors_are_labelled_with_status_and_age() -> None:
     """LaunchDarkly's own errors carry their status code and how long ago they happened."""
-    api = {
-        **ROWS[3]["api"],
-        "recent_errors": 1,
-        "errors": [
-            {"status_code": 503, "message": "i/o timeout", "timestamp": NOW - 300}
-        ],
-        "verdict": "degraded",
-    }
-    html = render([row("Web production Redis", "degraded", api=api)])
+    api = replace(
+        API,
+        recent_errors=1,
+        errors=(ApiErrorView(503, "i/o timeout", NOW - 300),),
+        verdict=Verdict.DEGRADED,
+    )
+    html = render([replace(row("Web production Redis", Verdict.DEGRADED), api=api)])
     assert "LaunchDarkly 503, 5m ago</span> i/o timeout" in html
     assert "1 recent error<" in html
 
@@ -264,13 +283,14 @@ def test_launchdarkly_errors_are_labelled_with_status_and_age() -> None:
 def test_repeated_launchdarkly_errors_are_shown_once_with_a_count() -> None:
     """The same LaunchDarkly error recurring is one entry: latest age and how many times."""
     denied = "AccessDeniedException: not authorized"
-    errors = [
-        {"status_code": 403, "message": denied, "timestamp": NOW - 120},
-        {"status_code": 503, "message": "reset", "timestamp": NOW - 600},
-        {"status_code": 403, "message": denied, "timestamp": NOW - 3600},
-    ]
-    api = {**ROWS[3]["api"], "recent_errors": 3, "errors": errors}
-    shown = "".join(parse(render([row("Web DynamoDB", "degraded", api=api)])).text)
+    errors = (
+        ApiErrorView(403, denied, NOW - 120),
+        ApiErrorView(503, "reset", NOW - 600),
+        ApiErrorView(403, denied, NOW - 3600),
+    )
+    api = replace(API, recent_errors=3, errors=errors)
+    degraded = replace(row("Web DynamoDB", Verdict.DEGRADED), api=api)
+    shown = "".join(parse(render([degraded])).text)
     assert shown.count(denied) == 1
     assert "LaunchDarkly 403, 2m ago, 2 times" in shown
     assert "LaunchDarkly 503, 10m ago" in shown
@@ -278,7 +298,8 @@ def test_repeated_launchdarkly_errors_are_shown_once_with_a_count() -> None:
 
 def test_sync_age_is_the_stores_and_falls_back_to_launchdarkly() -> None:
     """Sync age comes from the store when probed, from LaunchDarkly (tagged LD) when not."""
-    html = render([ROWS[2], ROWS[1], row("Not probed", "pending", probe=None)])
+    pending = replace(row("Not probed", Verdict.PENDING), probe=None)
+    html = render([ROWS[2], ROWS[1], pending])
     ages = re.findall(r'<td class="c-age">(.*?)</td>', html)
     assert ">15m<" in ages[0]
     assert "late" in ages[0]  # older than stale_after
@@ -290,23 +311,23 @@ def test_sync_age_is_the_stores_and_falls_back_to_launchdarkly() -> None:
 
 def test_store_without_sync_marker_shows_never() -> None:
     """A readable store holding no synchronizedOn shows "never", not a dash."""
-    never = row(
-        "New Redis",
-        "stale",
-        probe=probe(stale=True, synchronized_on=None, sync_age_seconds=None),
+    never = replace(
+        row("New Redis", Verdict.STALE),
+        probe=replace(PROBE, stale=True, synchronized_on=None, sync_age_seconds=None),
     )
     assert ">never</span>" in render([never])
 
 
 def test_hostile_strings_render_as_text() -> None:
     """Names, projects, addresses and errors are escaped: nothing becomes markup."""
-    evil = row(
-        HOSTILE,
-        "failing",
+    evil = replace(
+        row(HOSTILE, Verdict.FAILING),
         project='"><img src=x onerror=alert(1)>',
         environment="</script><script>alert(2)</script>",
         address="<b>bold</b>",
-        probe=probe(error=HOSTILE, reason="other", verdict="failing"),
+        probe=replace(
+            PROBE, error=HOSTILE, reason=Reason.OTHER, verdict=Verdict.FAILING
+        ),
     )
     html = render([evil])
     parsed = parse(html)
@@ -321,21 +342,20 @@ def test_hostile_strings_render_as_text() -> None:
 
 def test_api_down_shows_its_last_error() -> None:
     """When the LaunchDarkly API is down the header says so, with the error text."""
-    html = render(
-        api={
-            "up": False,
-            "last_success": None,
-            "last_error": "401 <Unauthorized>",
-            "pending_details": 0,
-            "rate_limit_remaining": {},
-        }
+    down = ApiHealth(
+        up=False,
+        last_success=None,
+        last_error="401 <Unauthorized>",
+        pending_details=0,
+        rate_limit_remaining={},
     )
+    html = page(replace(report(ROWS), api=down))
     assert '<span class="bad-text">down</span>: 401 &lt;Unauthorized&gt;' in html
 
 
 def test_header_shows_daemon_state_threshold_time_version_and_links() -> None:
     """The header says whether the daemon is ready, the stale threshold, when, which version."""
-    html = render(ready=False)
+    html = page(replace(report(ROWS), ready=False))
     text = " ".join(parse(html).text)
     assert "starting" in text
     assert "Stale after" in text
@@ -406,21 +426,22 @@ def test_filter_choices_list_each_project_and_environment_once() -> None:
 
 def test_probe_notes_and_disagreement_are_listed_with_the_errors() -> None:
     """The probe's findings and a LaunchDarkly/store disagreement are spelled out, failing ones in red."""
-    notes = [
-        {
-            "severity": "failing",
-            "text": "no membership data: every context reads as not included",
-        },
-        {
-            "severity": "degraded",
-            "text": "allkeys-lru with maxmemory can evict big segment keys",
-        },
-    ]
-    flagged = row(
-        "Web production Redis",
-        "failing",
-        disagreement=True,
-        probe=probe(notes=notes, verdict="failing", sync_age_seconds=600.0),
+    notes = (
+        Note(
+            Verdict.FAILING,
+            "no membership data: every context reads as not included",
+        ),
+        Note(
+            Verdict.DEGRADED,
+            "allkeys-lru with maxmemory can evict big segment keys",
+        ),
+    )
+    flagged = replace(
+        row("Web production Redis", Verdict.FAILING),
+        disagreement=Disagreement.STORE_STALE,
+        probe=replace(
+            PROBE, notes=notes, verdict=Verdict.FAILING, sync_age_seconds=600.0
+        ),
     )
     html = render([flagged])
     assert (
@@ -432,6 +453,26 @@ def test_probe_notes_and_disagreement_are_listed_with_the_errors() -> None:
         '<span class="lbl">disagreement</span> LaunchDarkly synced 20s ago, '
         "but the store synced 10m ago"
     ) in html
+
+
+def test_disagreement_of_an_unavailable_but_fresh_store_is_phrased_as_such() -> None:
+    """LaunchDarkly calling a fresh store unavailable reads as that, not as a sync age."""
+    flagged = replace(
+        row("Web production Redis", Verdict.DISAGREEMENT),
+        disagreement=Disagreement.API_UNAVAILABLE_BUT_FRESH,
+        api=replace(API, available=False, verdict=Verdict.UNAVAILABLE),
+    )
+    assert (
+        '<span class="lbl">disagreement</span> LaunchDarkly says the store is '
+        "unavailable, but it is readable and fresh</p>"
+    ) in render([flagged])
+
+
+def test_script_gets_the_problem_verdicts_and_badges_their_meaning() -> None:
+    """The body lists the problem verdicts for "only problems"; a badge's title is its meaning."""
+    html = render()
+    assert 'data-problems="unavailable failing stale disagreement degraded"' in html
+    assert f'class="badge v-stale" title="{escape(Verdict.STALE.meaning)}"' in html
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@
     q: byId("f-q"),
     problems: byId("f-problems"),
   };
-  // Which verdicts "only problems" keeps: the server says (monitor/page.py PROBLEMS).
+  // Which verdicts "only problems" keeps: the server says (Verdict.is_problem).
   const PROBLEMS = new Set((doc.body.dataset.problems || "").split(" ").filter(Boolean));
   const query = new URLSearchParams(location.search);
   const fallback = Number(doc.body.dataset.refresh) || 15;

@@ -15,13 +15,10 @@ from pathlib import Path
 import structlog
 
 from monitor import __version__
+from monitor.cli.exits import Exit
 from monitor.config import Config, ConfigError, load_config
 from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor, configure_logging
-
-EXIT_OK = 0
-EXIT_UNHEALTHY = 1
-EXIT_CONFIG = 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +80,7 @@ def _load(path: Path) -> Config:
         print(f"{path}: invalid configuration", file=sys.stderr)
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
+        raise SystemExit(Exit.BAD_INPUT) from None
 
 
 def _shard(args: argparse.Namespace) -> Shard | None:
@@ -92,7 +89,7 @@ def _shard(args: argparse.Namespace) -> Shard | None:
         return Shard.parse(args.shard) if args.shard else None
     except ValueError as err:
         print(f"--shard: {err}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
+        raise SystemExit(Exit.BAD_INPUT) from None
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -102,7 +99,7 @@ def _validate(args: argparse.Namespace) -> int:
         f"{len(config.credentials)} credential entries, "
         f"{len(config.targets)} static targets)"
     )
-    return EXIT_OK
+    return Exit.OK
 
 
 def _run(args: argparse.Namespace, redactor: Redactor) -> int:
@@ -174,4 +171,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             "daemon.crashed", error=redactor.text(repr(err))
         )
         print(redactor.text(text), file=sys.stderr)
-        return EXIT_UNHEALTHY
+        return Exit.UNHEALTHY

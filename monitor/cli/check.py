@@ -12,16 +12,13 @@ from typing import TextIO
 
 import structlog
 
+from monitor.cli.exits import Exit
 from monitor.config import Config
 from monitor.export.humanize import format_age
 from monitor.export.report import Report, Row, build_report
 from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor
 from monitor.service.monitor import Monitor
-
-EXIT_HEALTHY = 0
-EXIT_UNHEALTHY = 1
-EXIT_NO_API = 2
 
 Column = tuple[str, Callable[[Row], object]]
 COLUMNS: tuple[Column, ...] = (
@@ -94,7 +91,7 @@ async def run_check(
         if outcome is not None and not outcome.ok:
             reason = outcome.error or "unknown error"
             print(redactor.text(f"cannot use the LaunchDarkly API: {reason}"), file=err)
-            return EXIT_NO_API
+            return Exit.BAD_INPUT
         await monitor.probe_round()
         report = build_report(monitor.state)
     if fmt == "json":
@@ -102,4 +99,4 @@ async def run_check(
     else:
         out.write(render_table(report.redacted(redactor.text)))
     healthy = all(row.verdict.counts_as_healthy for row in report.targets)
-    return EXIT_HEALTHY if healthy else EXIT_UNHEALTHY
+    return Exit.OK if healthy else Exit.UNHEALTHY

@@ -7,7 +7,6 @@ import asyncio
 import sys
 
 from devtools.demo import run_demo
-from monitor.log import Redactor, configure_logging
 
 
 def main() -> int:
@@ -23,13 +22,14 @@ def main() -> int:
         help="where the daemon serves",
     )
     parser.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], default="warning"
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="warning",
+        help="the daemon's log level",
     )
     args = parser.parse_args()
-    redactor = Redactor()
-    configure_logging(redactor, fmt="console", level=args.log_level)
     try:
-        return asyncio.run(run_demo(listen=args.listen, redactor=redactor))
+        return asyncio.run(run_demo(listen=args.listen, log_level=args.log_level))
     except KeyboardInterrupt:
         return 130
 

@@ -62,8 +62,8 @@ async def test_demo_probes_its_stores_and_stops_on_ctrl_c() -> None:
             for f in text_string_to_metric_families(await scrape_when_probed(port))
         }
         info = families["ld_store_integration_info"].samples
-        # The six bundled integrations plus the never-synced Redis and the
-        # missing-table DynamoDB integration the demo adds.
+        # The bundled scenario's eight integrations, the never-synced Redis
+        # and the missing-table DynamoDB among them.
         assert len(info) == 8
         assert {s.labels["project"] for s in info} == {"web", "mobile"}
         available = {

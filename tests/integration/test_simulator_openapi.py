@@ -145,7 +145,7 @@ async def test_list_reply_matches_the_collection_schema(
     assert status == 200
     response_validator(COLLECTION, "get", 200).validate(body)
     assert set(body) <= declared("BigSegmentStoreIntegrationCollection")
-    assert len(body["items"]) == 6
+    assert len(body["items"]) == 8
     for item in body["items"]:
         component("BigSegmentStoreIntegration").validate(item)
         assert_integration_fields_declared(item)

@@ -929,10 +929,10 @@ def test_token_defaults_to_scenario_then_sim_token() -> None:
 
 
 def test_demo_scenario_covers_the_documented_states() -> None:
-    """The bundled demo has 2 projects, 6 integrations and each promised state."""
+    """The bundled demo has 2 projects, 8 integrations and each promised state."""
     demo = load_demo_scenario()
     assert [p.key for p in demo.projects] == ["web", "mobile"]
-    assert len(demo.integrations) == 6
+    assert len(demo.integrations) == 8
     statuses = [i.status for i in demo.integrations]
     assert any(s.potentially_stale for s in statuses)
     assert any(s.available is False and len(s.errors or ()) == 2 for s in statuses)
@@ -976,7 +976,7 @@ async def test_module_serves_the_demo_and_exits_cleanly_on_sigterm() -> None:
             headers = {"Authorization": "cli-token", "LD-API-Version": "beta"}
             status, listed = await get_json(client, LIST, headers)
         assert status == 200
-        assert len(listed["items"]) == 6
+        assert len(listed["items"]) == 8
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
         assert proc.returncode == 0, stderr.decode()

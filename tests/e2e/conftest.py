@@ -19,9 +19,9 @@ import yaml
 from devtools.servers.moto_server import REGION
 from devtools.servers.ports import LOOPBACK, free_port
 from devtools.servers.tls import TlsCertSet
-from tests.e2e import scenario
-from tests.e2e.processes import Service, http_get_ok, samples, wait_for
-from tests.e2e.scenario import RichScenario
+from tests.support import scenario
+from tests.support.processes import Service, http_get_ok, samples, wait_for
+from tests.support.scenario import RichScenario
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0

@@ -24,11 +24,10 @@ import pytest
 import yaml
 
 from devtools.servers.ports import LOOPBACK, free_port
-from tests.e2e import scenario
-from tests.e2e.processes import Service, http_get_ok, http_request, wait_for
-from tests.e2e.scenario import RichScenario
-
-pytestmark = pytest.mark.e2e
+from tests.support import scenario
+from tests.support.clock import now_ms
+from tests.support.processes import Service, http_get_ok, http_request, wait_for
+from tests.support.scenario import RichScenario
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = "/usr/bin/prometheus"
@@ -194,13 +193,13 @@ def prometheus(
             method="PATCH",
             body=json.dumps(
                 {
-                    "lastError": scenario.now_ms(),
+                    "lastError": now_ms(),
                     "errors": [
                         *scenario.BY_ID[scenario.WRONG_PASSWORD].status["errors"],
                         {
                             "statusCode": 503,
                             "message": "connection reset again",
-                            "timestamp": scenario.now_ms(),
+                            "timestamp": now_ms(),
                         },
                     ],
                 }

@@ -32,8 +32,6 @@ from playwright.async_api import (
 from devtools.servers.ports import LOOPBACK, free_port
 from monitor.export.verdict import Verdict
 
-pytestmark = pytest.mark.e2e
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

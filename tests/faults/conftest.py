@@ -1,8 +1,8 @@
-"""Fixtures of the fault-injection suite: proxy children, simulators, in-process daemons."""
+"""Fixtures of the fault-injection suite: simulators and in-process daemons."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -10,30 +10,10 @@ import aiohttp
 import pytest
 
 from devtools.ldsim import Simulator, SimulatorServer
-from devtools.servers.proxy_process import ProxyProcess
 from monitor.config import parse_config
 from monitor.daemon import Daemon
 from monitor.log import Redactor
-from tests.faults.daemon_harness import TOKEN, RunningDaemon, StartDaemon
-
-MakeProxyProcess = Callable[[str, int], Awaitable[ProxyProcess]]
-ServeSimulator = Callable[[Simulator], Awaitable[str]]
-
-
-@pytest.fixture
-async def proxy_process() -> AsyncIterator[MakeProxyProcess]:
-    """Factory: `await proxy_process(host, port)` starts a proxy child; all stopped after."""
-    started: list[ProxyProcess] = []
-
-    async def make(upstream_host: str, upstream_port: int) -> ProxyProcess:
-        proxy = ProxyProcess(upstream_host, upstream_port)
-        await proxy.start()
-        started.append(proxy)
-        return proxy
-
-    yield make
-    for proxy in started:
-        await proxy.aclose()
+from tests.support.daemon import TOKEN, InProcessDaemon, ServeSimulator, StartDaemon
 
 
 @pytest.fixture
@@ -56,11 +36,11 @@ async def start_daemon(
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
 
-        async def start(raw: dict[str, Any], *, token: str = TOKEN) -> RunningDaemon:
+        async def start(raw: dict[str, Any], *, token: str = TOKEN) -> InProcessDaemon:
             config = parse_config(raw, {"LD_API_TOKEN": token})
             daemon = Daemon(config, Redactor())
             stack.push_async_callback(daemon.stop)
             await daemon.start()
-            return RunningDaemon(daemon, session)
+            return InProcessDaemon.of(daemon, session)
 
         yield start

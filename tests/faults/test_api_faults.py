@@ -22,21 +22,20 @@ import pytest
 from devtools.ldsim import Simulator
 from devtools.ldsim.stats import Stats
 from devtools.servers.redis_server import RedisServer
-from tests.faults.conftest import ServeSimulator
-from tests.faults.daemon_harness import (
+from tests.support.clock import now_ms
+from tests.support.daemon import (
     FORBIDDEN_TOKEN,
     INTEGRATION_ID,
     STATIC,
-    RunningDaemon,
+    InProcessDaemon,
+    ServeSimulator,
     StartDaemon,
     daemon_config,
     scenario,
     seed_store,
 )
-from tests.faults.samples import Scrape
 from tests.support.polling import wait_until
-
-pytestmark = pytest.mark.integration
+from tests.support.scrape import Scrape
 
 API_INTERVAL = 0.4
 API_TIMEOUT = 0.2
@@ -52,7 +51,7 @@ def reset_now() -> str:
     window, and the client rightly honours that too after a 429; pinning it
     to now lets Retry-After alone decide the wait, so the tests stay short.
     """
-    return str(int(time.time() * 1000))
+    return str(now_ms())
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ class Setup:
     """A simulator and a daemon watching it (plus the static target)."""
 
     sim: Simulator
-    running: RunningDaemon
+    running: InProcessDaemon
     stats: TimedStats
 
 

@@ -8,11 +8,9 @@ stores or the API are up: it must stay 200 with everything down, and turn
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -23,21 +21,19 @@ from devtools.ldsim import Simulator
 from devtools.servers.ports import free_port
 from devtools.servers.redis_server import RedisServer
 from monitor.probes.runner import RoundSummary
-from tests.faults.conftest import ServeSimulator
-from tests.faults.daemon_harness import (
+from tests.support.daemon import (
     STATIC,
+    ServeSimulator,
     StartDaemon,
     daemon_config,
+    daemon_process,
+    log_events,
     scenario,
     seed_store,
 )
 from tests.support.endpoints import BlackholeServer
 from tests.support.plugin import MakeFaultProxy
 from tests.support.polling import wait_until
-
-pytestmark = pytest.mark.integration
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def process_group_members(pgid: int) -> list[int]:
@@ -86,20 +82,7 @@ async def test_sigterm_during_a_probe_round_exits_cleanly(
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "run",
-        "--config",
-        str(path),
-        cwd=REPO_ROOT,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # its own process group: leftovers are findable
-    )
-    try:
+    async with daemon_process(path, new_session=True) as process:
         # The probe is in flight once the store has seen its connection.
         await wait_until(lambda: proxy.connections_accepted >= 1, timeout=20)
         assert listening_on(port)
@@ -108,16 +91,10 @@ async def test_sigterm_during_a_probe_round_exits_cleanly(
         async with asyncio.timeout(5):
             stdout, stderr = await process.communicate()
         took = time.monotonic() - sent
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.communicate()
     log = stderr.decode()
     assert process.returncode == 0, log
     assert took < 5.0
-    events = [
-        json.loads(line)["event"] for line in log.splitlines() if line.startswith("{")
-    ]
+    events = log_events(log)
     assert "probe.round" not in events  # the round was still in flight
     assert events[-1] == "daemon.stopped"
     assert "Traceback" not in log + stdout.decode()

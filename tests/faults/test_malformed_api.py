@@ -28,10 +28,8 @@ from monitor.launchdarkly.client import LaunchDarklyClient
 from monitor.launchdarkly.discovery import Discovery
 from monitor.launchdarkly.models import MAX_ERRORS_KEPT
 from monitor.service.state import MonitorState
-from tests.faults.samples import Scrape
+from tests.support.scrape import Scrape
 from tests.support.state import refresh_view, state_of
-
-pytestmark = pytest.mark.integration
 
 TOKEN = "malformed-api-token"
 A = "00000000000000000000000a"

@@ -38,13 +38,12 @@ from monitor.probes.dynamodb.probe import DynamoDBProbe
 from monitor.probes.redis.probe import RedisProbe
 from monitor.probes.result import Probe, Reason
 from monitor.probes.runner import ProbeRunner, RoundSummary
-from monitor.targets import DynamoDBEndpoint, Labels, RedisEndpoint, Target
-from tests.faults.conftest import MakeProxyProcess
-from tests.faults.samples import Scrape
-from tests.support.plugin import REDIS_PASSWORD, MakeFaultProxy
+from monitor.targets import DynamoDBEndpoint, RedisEndpoint, Target
+from tests.support.clock import FakeClock, now_ms
+from tests.support.plugin import REDIS_PASSWORD, MakeFaultProxy, MakeProxyProcess
+from tests.support.scrape import Scrape
 from tests.support.state import state_of
-
-pytestmark = pytest.mark.integration
+from tests.support.targets import static_target
 
 INTERVAL = 10.0  # only ever "elapses" on the injected clock
 TIMEOUT = 0.25
@@ -80,20 +79,6 @@ SCHEDULE = ((0.0, 0), (INTERVAL, 0), (3 * INTERVAL, 1), (3 * INTERVAL, 3))
 # DynamoDB's timeout faults cost 2.5 s a probe: its matrix stops after the
 # first backoff step (the schedule is the runner's, tested in full on Redis).
 SHORT_SCHEDULE = SCHEDULE[:2]
-
-
-class FakeMonotonic:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move forward by `seconds`."""
-        self.now += seconds
 
 
 @dataclass(frozen=True)
@@ -158,11 +143,6 @@ def dynamodb_faults() -> tuple[StoreFault, ...]:
 FAULT_NAMES = [f.name for f in redis_faults(0)]
 
 
-def now_ms() -> int:
-    """Wall-clock now in Unix milliseconds."""
-    return int(time.time() * 1000)
-
-
 def seed_redis(server: RedisServer, prefixes: list[str], synced_ms: int) -> None:
     """Write a synchronizedOn under every prefix."""
     with server.admin() as client:
@@ -174,28 +154,13 @@ def redis_target(
     name: str, host: str, port: int, password: SecretStr | None = None
 ) -> Target:
     """A static-like Redis target whose key prefix is its name."""
-    return Target(
-        id=name,
-        source="static",
-        labels=Labels("proj", "env", "redis", name),
-        name=name,
-        prefix=name,
-        endpoint=RedisEndpoint(host=host, port=port, password=password),
-    )
+    return static_target(RedisEndpoint(host=host, port=port, password=password), name)
 
 
 def dynamodb_target(name: str, endpoint_url: str) -> Target:
     """A static-like DynamoDB target on TABLE whose key prefix is its name."""
-    return Target(
-        id=name,
-        source="static",
-        labels=Labels("proj", "env", "dynamodb", name),
-        name=name,
-        prefix=name,
-        endpoint=DynamoDBEndpoint(
-            table=TABLE, region=REGION, endpoint_url=endpoint_url
-        ),
-    )
+    endpoint = DynamoDBEndpoint(table=TABLE, region=REGION, endpoint_url=endpoint_url)
+    return static_target(endpoint, name)
 
 
 @dataclass
@@ -203,7 +168,7 @@ class Bed:
     """Healthy targets and one faulty target behind a proxy, and a runner over them."""
 
     runner: ProbeRunner
-    clock: FakeMonotonic
+    clock: FakeClock
     healthy: tuple[Target, ...]
     targets: tuple[Target, ...]
     timeout: float
@@ -217,7 +182,7 @@ class Bed:
         timeout: float,
     ) -> Bed:
         """The faulty target among the healthy ones; rounds scheduled by a fake clock."""
-        clock = FakeMonotonic()
+        clock = FakeClock()
         runner = ProbeRunner(
             probes,
             ProbeConfig(interval=INTERVAL, timeout=timeout),
@@ -459,7 +424,7 @@ async def test_toggling_faults_leaks_no_descriptors_or_tasks(
             put_metadata(clean_moto.endpoint_url, TABLE, target.prefix, synced)
     log = structlog.get_logger("test")
     dynamodb = DynamoDBProbe(log, ProbeConfig(interval=INTERVAL, timeout=TIMEOUT))
-    clock = FakeMonotonic()
+    clock = FakeClock()
     runner = ProbeRunner(
         {"redis": RedisProbe(log), "dynamodb": dynamodb},
         ProbeConfig(interval=INTERVAL, timeout=TIMEOUT),

@@ -11,8 +11,6 @@ import pytest
 
 from bench.spy_top import summarise
 
-pytestmark = pytest.mark.integration  # starts redis-server, moto and the daemon
-
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 

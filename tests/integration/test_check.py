@@ -17,8 +17,6 @@ import yaml
 from devtools.ldsim import Scenario, Simulator, SimulatorServer
 from devtools.servers.redis_server import RedisServer
 
-pytestmark = pytest.mark.integration
-
 TOKEN = "check-test-token"
 CID = "c1d2e3f4a5b6c7d8e9f0a1b2"
 KEY = f"{CID}:big_segments_synchronized_on"

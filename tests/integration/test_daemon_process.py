@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,13 @@ from devtools.servers.ports import free_port
 from monitor.config import parse_config
 from monitor.daemon import Daemon
 from monitor.log import Redactor
+from tests.support.daemon import (
+    DaemonProcess,
+    InProcessDaemon,
+    daemon_process,
+    log_events,
+)
 from tests.support.polling import wait_until
-
-pytestmark = pytest.mark.integration
 
 TOKEN = "api-0b1e2c3d-daemon-test-token"
 SCENARIO: dict[str, Any] = {
@@ -48,14 +50,6 @@ SCENARIO: dict[str, Any] = {
 }
 
 
-class RunningDaemon:
-    """A daemon subprocess and where it listens."""
-
-    def __init__(self, process: asyncio.subprocess.Process, base: str) -> None:
-        self.process = process
-        self.base = base
-
-
 @pytest.fixture
 async def simulator_url() -> AsyncIterator[str]:
     """The simulator, on loopback."""
@@ -64,7 +58,7 @@ async def simulator_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def daemon(simulator_url: str, tmp_path: Path) -> AsyncIterator[RunningDaemon]:
+async def daemon(simulator_url: str, tmp_path: Path) -> AsyncIterator[DaemonProcess]:
     """`ld-store-monitor run` against the simulator; killed at teardown if still alive."""
     port = free_port()
     config = {
@@ -75,94 +69,60 @@ async def daemon(simulator_url: str, tmp_path: Path) -> AsyncIterator[RunningDae
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "run",
-        "--config",
-        str(path),
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LD_API_TOKEN": TOKEN},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        yield RunningDaemon(process, f"http://127.0.0.1:{port}")
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.communicate()
-
-
-async def wait_ready(
-    session: aiohttp.ClientSession, base: str, timeout: float = 20.0
-) -> None:
-    """Poll /-/ready until it answers 200."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                async with session.get(f"{base}/-/ready") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass  # not listening yet
-            await asyncio.sleep(0.05)
+    async with (
+        daemon_process(path, {"LD_API_TOKEN": TOKEN}) as process,
+        aiohttp.ClientSession() as session,
+    ):
+        yield DaemonProcess(f"http://127.0.0.1:{port}", session, process)
 
 
 async def test_daemon_serves_metrics_and_exits_cleanly_on_sigterm(
-    daemon: RunningDaemon,
+    daemon: DaemonProcess,
 ) -> None:
     """Ready, healthy, parseable metrics in both formats, /status JSON; SIGTERM exits 0 within 5 s."""
-    async with aiohttp.ClientSession() as session:
-        await wait_ready(session, daemon.base)
-        async with session.get(f"{daemon.base}/-/healthy") as resp:
-            assert resp.status == 200
-        async with session.get(f"{daemon.base}/metrics") as resp:
-            assert resp.status == 200
-            text = await resp.text()
-        families = {f.name: f for f in parse_text(text)}
-        assert families["ld_store_api_up"].samples[0].value == 1.0
-        info = families["ld_store_integration_info"].samples
-        assert [s.labels["integration_id"] for s in info] == [
-            "aaaaaaaaaaaaaaaaaaaaaaaa"
-        ]
-        openmetrics_accept = (
-            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
-        )
-        async with session.get(
-            f"{daemon.base}/metrics", headers={"Accept": openmetrics_accept}
-        ) as resp:
-            assert resp.headers["Content-Type"].startswith(
-                "application/openmetrics-text"
-            )
-            om_names = {f.name for f in parse_openmetrics(await resp.text())}  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
-        assert {
-            "ld_store_api_up",
-            "ld_store_integration_info",
-            "ld_store_api_requests",
-        } <= om_names
-        async with session.get(f"{daemon.base}/status") as resp:
-            status = json.loads(await resp.text())
-        assert [t["id"] for t in status["targets"]] == ["aaaaaaaaaaaaaaaaaaaaaaaa"]
-        assert status["api"]["up"] is True
+    session = daemon.session
+    await daemon.wait_ready()
+    async with session.get(f"{daemon.base}/-/healthy") as resp:
+        assert resp.status == 200
+    async with session.get(f"{daemon.base}/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    families = {f.name: f for f in parse_text(text)}
+    assert families["ld_store_api_up"].samples[0].value == 1.0
+    info = families["ld_store_integration_info"].samples
+    assert [s.labels["integration_id"] for s in info] == ["aaaaaaaaaaaaaaaaaaaaaaaa"]
+    openmetrics_accept = (
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    )
+    async with session.get(
+        f"{daemon.base}/metrics", headers={"Accept": openmetrics_accept}
+    ) as resp:
+        assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+        om_names = {f.name for f in parse_openmetrics(await resp.text())}  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
+    assert {
+        "ld_store_api_up",
+        "ld_store_integration_info",
+        "ld_store_api_requests",
+    } <= om_names
+    async with session.get(f"{daemon.base}/status") as resp:
+        status = json.loads(await resp.text())
+    assert [t["id"] for t in status["targets"]] == ["aaaaaaaaaaaaaaaaaaaaaaaa"]
+    assert status["api"]["up"] is True
     daemon.process.send_signal(signal.SIGTERM)
     async with asyncio.timeout(5):
         stdout, stderr = await daemon.process.communicate()
     assert daemon.process.returncode == 0
     log = stderr.decode()
-    events = [
-        json.loads(line)["event"] for line in log.splitlines() if line.startswith("{")
-    ]
+    events = log_events(log)
     assert "discovery.round" in events
     assert events[-1] == "daemon.stopped"
     assert "Traceback" not in log
     assert TOKEN not in log + stdout.decode()
 
 
-async def test_sigint_also_stops_the_daemon(daemon: RunningDaemon) -> None:
+async def test_sigint_also_stops_the_daemon(daemon: DaemonProcess) -> None:
     """Ctrl-C (SIGINT) stops it the same way, exit 0."""
-    async with aiohttp.ClientSession() as session:
-        await wait_ready(session, daemon.base)
+    await daemon.wait_ready()
     daemon.process.send_signal(signal.SIGINT)
     async with asyncio.timeout(5):
         await daemon.process.communicate()
@@ -184,7 +144,7 @@ async def test_in_process_daemon_leaves_no_task_or_connection(
     daemon = Daemon(config, Redactor())
     await daemon.start()
     async with aiohttp.ClientSession() as session:
-        await wait_ready(session, f"http://127.0.0.1:{daemon.port}")
+        await InProcessDaemon.of(daemon, session).wait_ready()
     assert len(asyncio.all_tasks() - before) >= 1  # the discovery loop runs
     await daemon.stop()
     # The simulator's side of the closed keep-alive connection ends a moment later.

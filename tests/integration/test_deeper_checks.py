@@ -10,8 +10,6 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
@@ -20,65 +18,35 @@ from devtools.servers.redis_server import RedisServer, RedisTls
 from devtools.servers.tls import TlsCertSet
 from monitor.config import ProbeConfig, TlsConfig, parse_config
 from monitor.daemon import Daemon
-from monitor.export.metrics import make_registry
 from monitor.log import Redactor
 from monitor.probes.redis.probe import RedisProbe
 from monitor.probes.runner import ProbeRunner
 from monitor.service.monitor import Monitor
 from monitor.store_keys import context_hash
-from monitor.targets import Labels, RedisEndpoint, Target
+from monitor.targets import RedisEndpoint
+from tests.support.clock import now_ms
 from tests.support.plugin import AclRedis, MakeRedis
+from tests.support.scrape import Scrape
 from tests.support.state import state_of
-
-pytestmark = pytest.mark.integration
+from tests.support.targets import static_target
 
 PREFIX = "0123456789abcdef01234567"
 SYNC_KEY = f"{PREFIX}:big_segments_synchronized_on"
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def target(endpoint: RedisEndpoint, name: str = "t") -> Target:
-    """A static-like target under PREFIX."""
-    return Target(
-        id=name,
-        source="static",
-        labels=Labels("p", "e", "redis", name),
-        name=name,
-        prefix=PREFIX,
-        endpoint=endpoint,
-    )
 
 
 async def probe_samples(
     endpoint: RedisEndpoint, rounds: int = 1
-) -> tuple[Samples, RedisProbe]:
-    """Run `rounds` rounds; return the per-target samples without the four standard labels."""
+) -> tuple[Scrape, RedisProbe]:
+    """Run `rounds` rounds on one target; return its samples and the probe."""
     log = structlog.get_logger("test")
     probe = RedisProbe(log, health_interval=0.0)  # health on every probe
     runner = ProbeRunner({"redis": probe}, ProbeConfig(interval=10, timeout=2), log)
-    targets = (target(endpoint),)
+    targets = (static_target(endpoint, prefix=PREFIX),)
     for _ in range(rounds):
         for record in runner.records.values():
             record.next_due = 0.0
         await runner.run_round(targets)
-    state = state_of(runner, targets)
-    values: Samples = {}
-    for family in text_string_to_metric_families(
-        generate_latest(make_registry(state)).decode()
-    ):
-        for sample in family.samples:
-            labels = {
-                k: v
-                for k, v in sample.labels.items()
-                if k not in {"project", "environment", "integration", "integration_id"}
-            }
-            values[(sample.name, tuple(sorted(labels.items())))] = sample.value
-    return values, probe
-
-
-def get(values: Samples, name: str, **labels: str) -> float | None:
-    """One sample's value, or None when absent."""
-    return values.get((name, tuple(sorted(labels.items()))))
+    return Scrape.of(state_of(runner, targets)), probe
 
 
 def endpoint_of(server: RedisServer, **kw: Any) -> RedisEndpoint:
@@ -94,16 +62,15 @@ async def test_default_server_is_eviction_safe_and_reports_memory(
 ) -> None:
     """noeviction, no maxmemory: eviction_unsafe 0, memory and version exported."""
     values, _ = await probe_samples(endpoint_of(redis_plain))
-    assert get(values, "ld_store_redis_eviction_unsafe") == 0.0
-    assert get(values, "ld_store_redis_maxmemory_bytes") == 0.0
-    used = get(values, "ld_store_redis_memory_used_bytes")
+    assert values.value("ld_store_redis_eviction_unsafe") == 0.0
+    assert values.value("ld_store_redis_maxmemory_bytes") == 0.0
+    used = values.value("ld_store_redis_memory_used_bytes")
     assert used is not None
     assert used > 0
     with redis_plain.admin() as client:
         version = client.info("server")["redis_version"]
     assert (
-        get(
-            values,
+        values.value(
             "ld_store_redis_info",
             version=version,
             maxmemory_policy="noeviction",
@@ -111,7 +78,7 @@ async def test_default_server_is_eviction_safe_and_reports_memory(
         == 1.0
     )
     assert (
-        get(values, "ld_store_redis_persistence_enabled") == 0.0
+        values.value("ld_store_redis_persistence_enabled") == 0.0
     )  # started with save "" and no AOF
 
 
@@ -124,8 +91,8 @@ async def test_allkeys_policy_with_maxmemory_is_eviction_unsafe(
         client.config_set("maxmemory", "64mb")
         client.config_set("maxmemory-policy", "allkeys-lru")
     values, _ = await probe_samples(endpoint_of(server))
-    assert get(values, "ld_store_redis_eviction_unsafe") == 1.0
-    assert get(values, "ld_store_redis_maxmemory_bytes") == 64 * 1024 * 1024
+    assert values.value("ld_store_redis_eviction_unsafe") == 1.0
+    assert values.value("ld_store_redis_maxmemory_bytes") == 64 * 1024 * 1024
 
 
 async def test_volatile_policy_is_eviction_safe(make_redis: MakeRedis) -> None:
@@ -135,7 +102,7 @@ async def test_volatile_policy_is_eviction_safe(make_redis: MakeRedis) -> None:
         client.config_set("maxmemory", "64mb")
         client.config_set("maxmemory-policy", "volatile-lru")
     values, _ = await probe_samples(endpoint_of(server))
-    assert get(values, "ld_store_redis_eviction_unsafe") == 0.0
+    assert values.value("ld_store_redis_eviction_unsafe") == 0.0
 
 
 async def test_append_only_counts_as_persistence(make_redis: MakeRedis) -> None:
@@ -144,7 +111,7 @@ async def test_append_only_counts_as_persistence(make_redis: MakeRedis) -> None:
     with server.admin() as client:
         client.config_set("appendonly", "yes")
     values, _ = await probe_samples(endpoint_of(server))
-    assert get(values, "ld_store_redis_persistence_enabled") == 1.0
+    assert values.value("ld_store_redis_persistence_enabled") == 1.0
 
 
 async def test_info_denied_leaves_the_series_absent_and_logs_once(
@@ -161,8 +128,8 @@ async def test_info_denied_leaves_the_series_absent_and_logs_once(
             ),
             rounds=3,
         )
-    assert get(values, "ld_store_redis_eviction_unsafe") is None
-    assert get(values, "ld_store_probe_up") == 1.0
+    assert values.value("ld_store_redis_eviction_unsafe") is None
+    assert values.value("ld_store_probe_up") == 1.0
     assert len([e for e in logs if e["event"] == "redis.info_denied"]) == 1
 
 
@@ -179,7 +146,7 @@ async def test_certificate_expiring_soon_is_visible(
         tls=TlsConfig(ca_file=Path(tls_certs.ca.cert_file), server_name="localhost"),
     )
     values, _ = await probe_samples(endpoint)
-    expiry = get(values, "ld_store_tls_cert_expiry_timestamp_seconds")
+    expiry = values.value("ld_store_tls_cert_expiry_timestamp_seconds")
     assert expiry is not None
     days_left = (expiry - time.time()) / 86400
     assert 2 < days_left <= 3
@@ -193,23 +160,23 @@ async def test_fresh_metadata_without_membership_is_flagged(
 ) -> None:
     """Metadata present but no include/exclude sets: membership_data_present 0."""
     with redis_plain.admin() as client:
-        client.set(SYNC_KEY, str(int(time.time() * 1000)))
+        client.set(SYNC_KEY, str(now_ms()))
         client.sadd(
             "otherprefix:big_segment_include:abc", "seg.g1"
         )  # another environment's data
     values, _ = await probe_samples(endpoint_of(redis_plain))
-    assert get(values, "ld_store_stale") == 0.0
-    assert get(values, "ld_store_membership_data_present") == 0.0
+    assert values.value("ld_store_stale") == 0.0
+    assert values.value("ld_store_membership_data_present") == 0.0
 
 
 @pytest.mark.parametrize("kind", ["include", "exclude"])
 async def test_membership_sets_are_found(redis_plain: RedisServer, kind: str) -> None:
     """An include or an exclude set under the prefix: membership_data_present 1."""
     with redis_plain.admin() as client:
-        client.set(SYNC_KEY, str(int(time.time() * 1000)))
+        client.set(SYNC_KEY, str(now_ms()))
         client.sadd(f"{PREFIX}:big_segment_{kind}:{context_hash('someone')}", "seg.g1")
     values, _ = await probe_samples(endpoint_of(redis_plain))
-    assert get(values, "ld_store_membership_data_present") == 1.0
+    assert values.value("ld_store_membership_data_present") == 1.0
 
 
 async def test_sample_is_unknown_rather_than_false_in_a_huge_keyspace(
@@ -220,7 +187,7 @@ async def test_sample_is_unknown_rather_than_false_in_a_huge_keyspace(
         for batch in range(4):
             client.mset({f"unrelated:{batch}:{i}": "x" for i in range(5_000)})
     values, _ = await probe_samples(endpoint_of(redis_plain))
-    assert get(values, "ld_store_membership_data_present") is None
+    assert values.value("ld_store_membership_data_present") is None
 
 
 # -- canaries ------------------------------------------------------------------------------
@@ -267,7 +234,7 @@ async def test_canaries_included_excluded_and_missing(
     """Three canary contexts against real sets, generation from the API: ok, ok, failing."""
     ref = "beta.g3"
     with redis_plain.admin() as client:
-        client.set(f"{CID}:big_segments_synchronized_on", str(int(time.time() * 1000)))
+        client.set(f"{CID}:big_segments_synchronized_on", str(now_ms()))
         client.sadd(
             f"{CID}:big_segment_include:{context_hash('alice')}", ref, "other.g1"
         )
@@ -299,12 +266,9 @@ async def test_canaries_included_excluded_and_missing(
     async with Monitor(config, structlog.get_logger("test")) as monitor:
         await monitor.discover()
         await monitor.probe_round()
-    text = generate_latest(make_registry(monitor.state)).decode()
     values = {
         s.labels["canary"]: s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == "ld_store_canary_ok"
+        for s in Scrape.of(monitor.state).find("ld_store_canary_ok")
     }
     assert values == {"alice-in": 1.0, "bob-out": 1.0, "carol-in": 0.0}
     result = monitor.runner.records[INTEGRATION].result

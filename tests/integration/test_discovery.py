@@ -20,11 +20,14 @@ from monitor.launchdarkly.errors import ApiError, ApiErrorKind
 from monitor.launchdarkly.models import Problems, RedisSettings
 from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor
+from tests.support.clock import FakeClock
 from tests.support.polling import wait_until
 
-pytestmark = pytest.mark.integration
-
 TOKEN = "api-test-token"
+# The client's fake now: a year after the simulator's real clock, so the
+# X-Ratelimit-Reset the simulator stamps on every reply is long past and
+# only what a test sets (Retry-After, a later reset) decides the waits.
+LATER = time.time() + 365 * 86400
 
 SCENARIO: dict[str, Any] = {
     "token": TOKEN,
@@ -106,16 +109,6 @@ SCENARIO: dict[str, Any] = {
         },
     ],
 }
-
-
-class FakeClock:
-    """A settable epoch clock."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -333,7 +326,7 @@ async def test_429_waits_as_retry_after_says(
 ) -> None:
     """After a 429 with Retry-After, no request is sent until that time has passed."""
     simulator, _ = sim
-    clock = FakeClock()
+    clock = FakeClock(LATER)
     client = make_client(clock=clock)
     simulator.faults.fail_next(status=429, count=1, headers={"Retry-After": "30"})
     with pytest.raises(ApiError) as info:
@@ -343,7 +336,7 @@ async def test_429_waits_as_retry_after_says(
     with pytest.raises(ApiError):
         await client.list_integrations(Problems())
     assert simulator.stats.count("list_integrations") == 1  # the second call never left
-    clock.now += 31
+    clock.advance(31)
     assert len(await client.list_integrations(Problems())) == 4
 
 
@@ -352,7 +345,7 @@ async def test_429_waits_until_ratelimit_reset(
 ) -> None:
     """X-Ratelimit-Reset (epoch ms) sets the earliest next call when it is later than Retry-After."""
     simulator, _ = sim
-    clock = FakeClock()
+    clock = FakeClock(LATER)
     client = make_client(clock=clock)
     reset_ms = int((clock.now + 95) * 1000)
     simulator.faults.fail_next(
@@ -425,7 +418,7 @@ async def test_low_rate_limit_budget_paces_the_next_call(
     async def record(seconds: float) -> None:
         slept.append(seconds)
 
-    clock = FakeClock()
+    clock = FakeClock(LATER)
     client = make_client(clock=clock, sleep=record)
     await client.list_integrations(Problems())
     assert slept == []

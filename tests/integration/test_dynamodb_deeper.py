@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import structlog
 
@@ -17,9 +15,9 @@ from monitor.config import ProbeConfig
 from monitor.probes.dynamodb.probe import DynamoDBProbe
 from monitor.probes.result import Recorder
 from monitor.store_keys import context_hash
-from monitor.targets import CanaryCheck, DynamoDBEndpoint, Labels, Target
-
-pytestmark = pytest.mark.integration
+from monitor.targets import CanaryCheck, DynamoDBEndpoint, Target
+from tests.support.clock import now_ms
+from tests.support.targets import static_target
 
 TABLE = "ld-deeper"
 PREFIX = "cid0000000000000000deep1"
@@ -30,15 +28,7 @@ def target(moto: MotoServer, *canaries: CanaryCheck) -> Target:
     endpoint = DynamoDBEndpoint(
         table=TABLE, region="us-east-1", endpoint_url=moto.endpoint_url
     )
-    return Target(
-        "d",
-        "static",
-        Labels("p", "e", "dynamodb", "d"),
-        "d",
-        PREFIX,
-        endpoint,
-        canaries=canaries,
-    )
+    return static_target(endpoint, "d", PREFIX, *canaries)
 
 
 def canary(name: str, key: str, expect: str, generation: int | None = 4) -> CanaryCheck:
@@ -50,7 +40,7 @@ def canary(name: str, key: str, expect: str, generation: int | None = 4) -> Cana
 def moto(clean_moto: MotoServer, aws_env: None) -> MotoServer:
     """moto with the big segment table and fresh metadata."""
     create_bigsegment_table(clean_moto.endpoint_url, TABLE)
-    put_metadata(clean_moto.endpoint_url, TABLE, PREFIX, int(time.time() * 1000))
+    put_metadata(clean_moto.endpoint_url, TABLE, PREFIX, now_ms())
     return clean_moto
 
 

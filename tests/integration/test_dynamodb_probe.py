@@ -14,8 +14,6 @@ import structlog
 from botocore.exceptions import ClientError
 from moto.dynamodb.models.table import Table
 from moto.sts.models import sts_backends
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.servers.moto_server import (
     MotoServer,
@@ -26,16 +24,16 @@ from devtools.servers.moto_server import (
     put_metadata,
 )
 from monitor.config import ProbeConfig
-from monitor.export.metrics import make_registry
 from monitor.probes.dynamodb.failures import classify
 from monitor.probes.dynamodb.probe import DESCRIBE_EVERY, DynamoDBProbe
 from monitor.probes.result import ProbeResult
 from monitor.probes.runner import ProbeRunner
-from monitor.targets import DynamoDBEndpoint, Labels, Target
+from monitor.targets import DynamoDBEndpoint, Target
+from tests.support.clock import FakeClock, now_ms
 from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
+from tests.support.scrape import Scrape, assert_status
 from tests.support.state import state_of
-
-pytestmark = pytest.mark.integration
+from tests.support.targets import static_target
 
 TABLE = "ld-big-segments"
 PREFIX = "6543210fedcba98765432100"
@@ -43,32 +41,6 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/ld-store-monitor"
 STALE_AFTER = 120.0
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-class FakeClock:
-    """Wall-clock time plus an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
-def target_for(
-    endpoint: DynamoDBEndpoint, name: str = "t1", prefix: str = PREFIX
-) -> Target:
-    """A static-like DynamoDB target over `endpoint`."""
-    return Target(
-        id=name,
-        source="static",
-        labels=Labels("proj", "env", "dynamodb", name),
-        name=name,
-        prefix=prefix,
-        endpoint=endpoint,
-    )
 
 
 def endpoint_of(url: str, table: str = TABLE, **overrides: Any) -> DynamoDBEndpoint:
@@ -100,20 +72,9 @@ async def run_round(
     return runner
 
 
-def samples(runner: ProbeRunner, target: Target) -> Samples:
-    """The exported series of `target`, keyed by name and non-identity labels."""
-    state = state_of(runner, (target,), stale_after=STALE_AFTER)
-    text = generate_latest(make_registry(state)).decode()
-    values: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = {
-                k: v
-                for k, v in sample.labels.items()
-                if k not in {"project", "environment", "integration", "integration_id"}
-            }
-            values[(sample.name, tuple(sorted(labels.items())))] = sample.value
-    return values
+def samples(runner: ProbeRunner, target: Target) -> Scrape:
+    """The exported series of `target`."""
+    return Scrape.of(state_of(runner, (target,), stale_after=STALE_AFTER))
 
 
 def result_of(runner: ProbeRunner, target: Target) -> ProbeResult:
@@ -125,36 +86,15 @@ def result_of(runner: ProbeRunner, target: Target) -> ProbeResult:
 
 async def probe_once(
     endpoint: DynamoDBEndpoint, timeout: float = 2.0, prefix: str = PREFIX
-) -> tuple[ProbeResult, Samples]:
+) -> tuple[ProbeResult, Scrape]:
     """Probe one target once with a fresh probe (closed after); result and series."""
     probe = new_probe(timeout)
-    target = target_for(endpoint, prefix=prefix)
+    target = static_target(endpoint, prefix=prefix)
     try:
         runner = await run_round(probe, [target], timeout)
     finally:
         await probe.close()
     return result_of(runner, target), samples(runner, target)
-
-
-def value(values: Samples, name: str, **labels: str) -> float | None:
-    """One sample's value, or None when absent."""
-    return values.get((name, tuple(sorted(labels.items()))))
-
-
-def assert_status(
-    values: Samples, *, up: float, available: float, stale: float
-) -> None:
-    """The three headline gauges."""
-    assert (
-        value(values, "ld_store_probe_up"),
-        value(values, "ld_store_available"),
-        value(values, "ld_store_stale"),
-    ) == (up, available, stale)
-
-
-def now_ms() -> int:
-    """Wall-clock now in Unix milliseconds."""
-    return int(time.time() * 1000)
 
 
 @pytest.fixture
@@ -180,23 +120,22 @@ async def test_fresh_table_is_up_available_and_not_stale(table: str) -> None:
     result, values = await probe_once(endpoint_of(table))
     assert_status(values, up=1, available=1, stale=0)
     assert result.reason is None
-    assert value(values, "ld_store_probe_schema_ok") == 1
-    assert value(values, "ld_store_synchronized_on_timestamp_seconds") == synced / 1000
-    age = value(values, "ld_store_sync_age_seconds")
+    assert values.value("ld_store_probe_schema_ok") == 1
+    assert values.value("ld_store_synchronized_on_timestamp_seconds") == synced / 1000
+    age = values.value("ld_store_sync_age_seconds")
     assert age is not None
     assert 9 <= age < 30
     assert (
-        value(
-            values,
+        values.value(
             "ld_store_dynamodb_table_info",
             table_status="ACTIVE",
             billing_mode="PAY_PER_REQUEST",
         )
         == 1
     )
-    assert value(values, "ld_store_dynamodb_item_count") == 1
+    assert values.value("ld_store_dynamodb_item_count") == 1
     assert {phase for phase, _ in result.phases} == {"connect", "read"}
-    assert value(values, "ld_store_probe_last_success_timestamp_seconds") is not None
+    assert values.value("ld_store_probe_last_success_timestamp_seconds") is not None
 
 
 async def test_old_synchronized_on_is_stale(table: str) -> None:
@@ -211,9 +150,9 @@ async def test_missing_metadata_item_is_available_and_stale(table: str) -> None:
     """No metadata item (never synced): available and stale, no timestamp series."""
     result, values = await probe_once(endpoint_of(table))
     assert_status(values, up=1, available=1, stale=1)
-    assert value(values, "ld_store_synchronized_on_timestamp_seconds") is None
+    assert values.value("ld_store_synchronized_on_timestamp_seconds") is None
     assert result.reason is None
-    assert value(values, "ld_store_probe_schema_ok") == 1
+    assert values.value("ld_store_probe_schema_ok") == 1
 
 
 async def test_item_without_synchronized_on_is_available_and_stale(table: str) -> None:
@@ -232,8 +171,8 @@ async def test_string_synchronized_on_is_stale_and_a_schema_failure(
     put_metadata(table, TABLE, PREFIX, now_ms(), attr_type="S")
     result, values = await probe_once(endpoint_of(table))
     assert_status(values, up=1, available=1, stale=1)
-    assert value(values, "ld_store_probe_schema_ok") == 0
-    assert value(values, "ld_store_probe_failures_total", reason="schema") == 1
+    assert values.value("ld_store_probe_schema_ok") == 0
+    assert values.value("ld_store_probe_failures_total", reason="schema") == 1
     assert result.error is not None
     assert "type S" in result.error
 
@@ -252,7 +191,7 @@ async def test_future_synchronized_on_is_not_stale(table: str) -> None:
     put_metadata(table, TABLE, PREFIX, now_ms() + 3_600_000)
     _, values = await probe_once(endpoint_of(table))
     assert_status(values, up=1, available=1, stale=0)
-    age = value(values, "ld_store_sync_age_seconds")
+    age = values.value("ld_store_sync_age_seconds")
     assert age is not None
     assert age < 0
 
@@ -263,8 +202,8 @@ async def test_non_integer_synchronized_on_is_a_parse_failure(table: str) -> Non
     result, values = await probe_once(endpoint_of(table))
     assert_status(values, up=1, available=0, stale=0)
     assert result.reason == "parse"
-    assert value(values, "ld_store_probe_schema_ok") == 0
-    assert value(values, "ld_store_probe_failures_total", reason="parse") == 1
+    assert values.value("ld_store_probe_schema_ok") == 0
+    assert values.value("ld_store_probe_failures_total", reason="parse") == 1
 
 
 async def test_empty_prefix_reads_the_bare_metadata_item(table: str) -> None:
@@ -295,9 +234,9 @@ async def test_wrong_key_schema_is_a_schema_failure(
     create_bigsegment_table(moto.endpoint_url, TABLE, key_schema=key_schema)
     result, values = await probe_once(endpoint_of(moto.endpoint_url))
     assert result.reason == "schema"
-    assert value(values, "ld_store_probe_schema_ok") == 0
-    assert value(values, "ld_store_probe_failures_total", reason="schema") == 1
-    assert value(values, "ld_store_probe_failures_total", reason="other") is None
+    assert values.value("ld_store_probe_schema_ok") == 0
+    assert values.value("ld_store_probe_failures_total", reason="schema") == 1
+    assert values.value("ld_store_probe_failures_total", reason="other") is None
     assert result.read_ok is read_ok
     if read_ok:
         assert_status(values, up=1, available=1, stale=1)
@@ -331,11 +270,10 @@ async def test_swapped_key_roles_are_a_schema_failure_even_when_reads_work(
     result, values = await probe_once(endpoint_of(url))
     assert result.read_ok
     assert result.reason == "schema"
-    assert value(values, "ld_store_probe_schema_ok") == 0
+    assert values.value("ld_store_probe_schema_ok") == 0
     assert_status(values, up=1, available=1, stale=0)
     assert (
-        value(
-            values,
+        values.value(
             "ld_store_dynamodb_table_info",
             table_status="ACTIVE",
             billing_mode="PROVISIONED",
@@ -349,8 +287,8 @@ async def test_missing_table_is_not_found_and_up(moto: MotoServer) -> None:
     result, values = await probe_once(endpoint_of(moto.endpoint_url))
     assert result.reason == "not_found"
     assert_status(values, up=1, available=0, stale=0)
-    assert value(values, "ld_store_probe_failures_total", reason="not_found") == 1
-    assert value(values, "ld_store_probe_schema_ok") is None
+    assert values.value("ld_store_probe_failures_total", reason="not_found") == 1
+    assert values.value("ld_store_probe_schema_ok") is None
     assert result.table is None
 
 
@@ -370,11 +308,10 @@ async def test_table_not_active_is_a_schema_failure(
     monkeypatch.setattr(Table, "describe", describe)
     result, values = await probe_once(endpoint_of(table))
     assert result.reason == "schema"
-    assert value(values, "ld_store_probe_schema_ok") == 0
+    assert values.value("ld_store_probe_schema_ok") == 0
     assert_status(values, up=1, available=1, stale=0)
     assert (
-        value(
-            values,
+        values.value(
             "ld_store_dynamodb_table_info",
             table_status="UPDATING",
             billing_mode="PAY_PER_REQUEST",
@@ -407,7 +344,7 @@ async def test_least_privilege_user_gets_a_healthy_probe(
         result, values = await probe_once(endpoint_of(table))
     assert result.reason is None, result.error
     assert_status(values, up=1, available=1, stale=0)
-    assert value(values, "ld_store_probe_schema_ok") == 1
+    assert values.value("ld_store_probe_schema_ok") == 1
 
 
 async def test_user_without_get_item_is_no_permission(
@@ -420,7 +357,7 @@ async def test_user_without_get_item_is_no_permission(
         result, values = await probe_once(endpoint_of(table))
     assert result.reason == "no_permission"
     assert_status(values, up=1, available=0, stale=0)
-    assert value(values, "ld_store_probe_schema_ok") == 1
+    assert values.value("ld_store_probe_schema_ok") == 1
     assert result.error is not None
     assert "GetItem" in result.error
 
@@ -435,7 +372,7 @@ async def test_user_without_describe_table_is_no_permission(
         result, values = await probe_once(endpoint_of(table))
     assert result.reason == "no_permission"
     assert_status(values, up=1, available=1, stale=0)
-    assert value(values, "ld_store_probe_schema_ok") is None
+    assert values.value("ld_store_probe_schema_ok") is None
     assert result.error is not None
     assert "DescribeTable" in result.error
 
@@ -562,9 +499,9 @@ async def test_targets_on_one_endpoint_share_a_client_and_close_releases_it(
     put_metadata(table, TABLE, PREFIX, now_ms())
     put_metadata(table, "second", PREFIX, now_ms())
     probe = new_probe()
-    first = target_for(endpoint_of(table), name="a")
-    second = target_for(endpoint_of(table, table="second"), name="b")
-    west = target_for(endpoint_of(table, region="us-west-2"), name="c")
+    first = static_target(endpoint_of(table), "a", PREFIX)
+    second = static_target(endpoint_of(table, table="second"), "b", PREFIX)
+    west = static_target(endpoint_of(table, region="us-west-2"), "c", PREFIX)
     try:
         runner = await run_round(probe, [first, second])
         assert probe.open_clients == 1
@@ -594,7 +531,7 @@ async def test_reconfigure_builds_new_clients_and_close_releases_the_retired_one
     """A reload with new probe settings gets fresh clients; the old ones close with the probe."""
     put_metadata(table, TABLE, PREFIX, now_ms())
     probe = new_probe(timeout=2.0)
-    target = target_for(endpoint_of(table))
+    target = static_target(endpoint_of(table), prefix=PREFIX)
     try:
         await run_round(probe, [target])
         assert probe.open_clients == 1
@@ -615,9 +552,9 @@ async def test_describe_table_is_cached_and_refreshed_after_ten_minutes(
 ) -> None:
     """DescribeTable runs on the first probe, not the next, then again after DESCRIBE_EVERY."""
     put_metadata(table, TABLE, PREFIX, now_ms())
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     probe = new_probe(clock=clock)
-    target = target_for(endpoint_of(table))
+    target = static_target(endpoint_of(table), prefix=PREFIX)
 
     async def read_steps() -> list[str]:
         runner = await run_round(probe, [target])
@@ -629,7 +566,7 @@ async def test_describe_table_is_cached_and_refreshed_after_ten_minutes(
     try:
         first = await read_steps()
         second = await read_steps()
-        clock.offset = DESCRIBE_EVERY + 1
+        clock.advance(DESCRIBE_EVERY + 1)
         third = await read_steps()
     finally:
         await probe.close()
@@ -641,7 +578,7 @@ async def test_describe_table_is_cached_and_refreshed_after_ten_minutes(
 async def test_describe_table_is_repeated_after_an_error(moto: MotoServer) -> None:
     """A missing table is described on every probe, so its creation shows at once."""
     probe = new_probe()
-    target = target_for(endpoint_of(moto.endpoint_url))
+    target = static_target(endpoint_of(moto.endpoint_url), prefix=PREFIX)
     try:
         missing = result_of(await run_round(probe, [target]), target)
         create_bigsegment_table(moto.endpoint_url, TABLE)
@@ -675,9 +612,11 @@ async def test_role_is_assumed_once_and_refreshed_before_expiry(
     url = sts_at_moto.endpoint_url
     create_bigsegment_table(url, TABLE)
     put_metadata(url, TABLE, PREFIX, now_ms())
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     probe = new_probe(clock=clock)
-    target = target_for(endpoint_of(url, role_arn=ROLE_ARN, external_id="ext-id-1234"))
+    target = static_target(
+        endpoint_of(url, role_arn=ROLE_ARN, external_id="ext-id-1234"), prefix=PREFIX
+    )
     try:
         first = result_of(await run_round(probe, [target]), target)
         second = result_of(await run_round(probe, [target]), target)
@@ -685,12 +624,12 @@ async def test_role_is_assumed_once_and_refreshed_before_expiry(
         served_after_two = assumed_roles()
         # moto's role credentials last an hour; 55 minutes on, within the
         # SDK's 10-minute mandatory window, they must be renewed.
-        clock.offset = 55 * 60
+        clock.advance(55 * 60)
         third = result_of(await run_round(probe, [target]), target)
         calls_after_three = probe.assume_role_calls
         served_after_three = len(assumed_roles())
         # Back at real time the renewed credentials have ~an hour left.
-        clock.offset = 0
+        clock.now = time.time()
         fourth = result_of(await run_round(probe, [target]), target)
         probe_calls_after_four = probe.assume_role_calls
     finally:

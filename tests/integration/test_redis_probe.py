@@ -10,43 +10,25 @@ from typing import Any
 
 import pytest
 import structlog
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from devtools.servers.redis_server import RedisServer, RedisTls
 from devtools.servers.tls import TlsCertSet
 from monitor.config import ProbeConfig, TlsConfig
-from monitor.export.metrics import make_registry
 from monitor.probes.redis.probe import RedisProbe
 from monitor.probes.result import ProbeResult
 from monitor.probes.runner import ProbeRunner
-from monitor.targets import Labels, RedisEndpoint, Target
+from monitor.targets import RedisEndpoint
+from tests.support.clock import now_ms
 from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
 from tests.support.plugin import REDIS_PASSWORD, AclRedis, MakeRedis
+from tests.support.scrape import Scrape, assert_status
 from tests.support.state import state_of
-
-pytestmark = pytest.mark.integration
+from tests.support.targets import static_target
 
 PREFIX = "6543210fedcba98765432100"
 KEY = f"{PREFIX}:big_segments_synchronized_on"
 STALE_AFTER = 120.0
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def target_for(
-    endpoint: RedisEndpoint, name: str = "t1", prefix: str = PREFIX
-) -> Target:
-    """A static-like target over `endpoint`."""
-    return Target(
-        id=name,
-        source="static",
-        labels=Labels("proj", "env", "redis", name),
-        name=name,
-        prefix=prefix,
-        endpoint=endpoint,
-    )
 
 
 def endpoint_of(server: RedisServer, **overrides: Any) -> RedisEndpoint:
@@ -58,53 +40,18 @@ def endpoint_of(server: RedisServer, **overrides: Any) -> RedisEndpoint:
 
 async def probe(
     endpoint: RedisEndpoint, timeout: float = 2.0
-) -> tuple[ProbeResult, Samples]:
+) -> tuple[ProbeResult, Scrape]:
     """Run one round on one target; return its result and the exported samples."""
     log = structlog.get_logger("test")
     runner = ProbeRunner(
         {"redis": RedisProbe(log)}, ProbeConfig(interval=10, timeout=timeout), log
     )
-    target = target_for(endpoint)
+    target = static_target(endpoint, prefix=PREFIX)
     await runner.run_round([target])
     state = state_of(runner, (target,), stale_after=STALE_AFTER)
-    text = generate_latest(make_registry(state)).decode()
-    values: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = {
-                k: v
-                for k, v in sample.labels.items()
-                if k not in {"project", "environment", "integration", "integration_id"}
-            }
-            values[(sample.name, tuple(sorted(labels.items())))] = sample.value
     result = runner.records["t1"].result
     assert result is not None
-    return result, values
-
-
-def value(values: Samples, name: str, **labels: str) -> float | None:
-    """One sample's value, or None when absent."""
-    return values.get((name, tuple(sorted(labels.items()))))
-
-
-def assert_status(
-    values: Samples, *, up: float, available: float, stale: float
-) -> None:
-    """The three headline gauges."""
-    assert (
-        value(values, "ld_store_probe_up"),
-        value(values, "ld_store_available"),
-        value(values, "ld_store_stale"),
-    ) == (
-        up,
-        available,
-        stale,
-    )
-
-
-def now_ms() -> int:
-    """Wall-clock now in Unix milliseconds."""
-    return int(time.time() * 1000)
+    return result, Scrape.of(state)
 
 
 def write(server: RedisServer, setup: Callable[[Any], Any]) -> None:
@@ -151,16 +98,16 @@ async def test_fresh_store_is_available_and_not_stale(store: Store) -> None:
     write(store.server, lambda c: c.set(KEY, str(synced)))
     result, values = await probe(store.endpoint())
     assert_status(values, up=1, available=1, stale=0)
-    assert value(values, "ld_store_probe_schema_ok") == 1
-    assert value(values, "ld_store_synchronized_on_timestamp_seconds") == synced / 1000
-    age = value(values, "ld_store_sync_age_seconds")
+    assert values.value("ld_store_probe_schema_ok") == 1
+    assert values.value("ld_store_synchronized_on_timestamp_seconds") == synced / 1000
+    age = values.value("ld_store_sync_age_seconds")
     assert age is not None
     assert 9 <= age < 30
     assert result.reason is None
-    assert value(values, "ld_store_probe_last_success_timestamp_seconds") is not None
+    assert values.value("ld_store_probe_last_success_timestamp_seconds") is not None
     assert {phase for phase, _ in result.phases} == {"connect", "auth", "read"}
     assert (
-        value(values, "ld_store_probe_phase_duration_seconds", phase="connect")
+        values.value("ld_store_probe_phase_duration_seconds", phase="connect")
         is not None
     )
 
@@ -176,7 +123,7 @@ async def test_missing_key_is_available_and_stale(store: Store) -> None:
     """Never synced (no key): the SDK says available and stale; no timestamp series."""
     result, values = await probe(store.endpoint())
     assert_status(values, up=1, available=1, stale=1)
-    assert value(values, "ld_store_synchronized_on_timestamp_seconds") is None
+    assert values.value("ld_store_synchronized_on_timestamp_seconds") is None
     assert result.reason is None
 
 
@@ -185,7 +132,7 @@ async def test_future_timestamp_is_not_stale(store: Store) -> None:
     write(store.server, lambda c: c.set(KEY, str(now_ms() + 3_600_000)))
     _, values = await probe(store.endpoint())
     assert_status(values, up=1, available=1, stale=0)
-    age = value(values, "ld_store_sync_age_seconds")
+    age = values.value("ld_store_sync_age_seconds")
     assert age is not None
     assert age < 0
 
@@ -195,8 +142,8 @@ async def test_wrong_key_type_is_a_schema_failure(store: Store) -> None:
     write(store.server, lambda c: c.hset(KEY, "a", "1"))
     result, values = await probe(store.endpoint())
     assert_status(values, up=1, available=0, stale=0)
-    assert value(values, "ld_store_probe_schema_ok") == 0
-    assert value(values, "ld_store_probe_failures_total", reason="schema") == 1
+    assert values.value("ld_store_probe_schema_ok") == 0
+    assert values.value("ld_store_probe_failures_total", reason="schema") == 1
     assert result.error is not None
     assert "hash" in result.error
 
@@ -206,8 +153,8 @@ async def test_non_numeric_value_is_a_parse_failure(store: Store) -> None:
     write(store.server, lambda c: c.set(KEY, "yesterday"))
     _, values = await probe(store.endpoint())
     assert_status(values, up=1, available=0, stale=0)
-    assert value(values, "ld_store_probe_schema_ok") == 0
-    assert value(values, "ld_store_probe_failures_total", reason="parse") == 1
+    assert values.value("ld_store_probe_schema_ok") == 0
+    assert values.value("ld_store_probe_failures_total", reason="parse") == 1
 
 
 async def test_prefix_selects_the_key(store: Store) -> None:
@@ -243,7 +190,7 @@ async def test_missing_or_wrong_password_is_auth(
     result, values = await probe(endpoint_of(redis_password, password=secret))
     assert_status(values, up=0, available=0, stale=0)
     assert result.reason == "auth"
-    assert value(values, "ld_store_probe_failures_total", reason="auth") == 1
+    assert values.value("ld_store_probe_failures_total", reason="auth") == 1
 
 
 @pytest.mark.parametrize("user", ["monitor", "reader"])
@@ -273,7 +220,7 @@ async def test_acl_user_without_type_is_no_permission(redis_acl: AclRedis) -> No
     )
     assert result.reason == "no_permission"
     assert_status(values, up=1, available=1, stale=0)
-    assert value(values, "ld_store_probe_failures_total", reason="no_permission") == 1
+    assert values.value("ld_store_probe_failures_total", reason="no_permission") == 1
 
 
 async def test_acl_user_with_wrong_password_is_auth(redis_acl: AclRedis) -> None:
@@ -308,7 +255,7 @@ async def test_tls_with_the_right_ca_works_and_exports_expiry(
     )
     assert_status(values, up=1, available=1, stale=0)
     assert "tls" in dict(result.phases)
-    expiry = value(values, "ld_store_tls_cert_expiry_timestamp_seconds")
+    expiry = values.value("ld_store_tls_cert_expiry_timestamp_seconds")
     assert expiry == pytest.approx(tls_certs.server.not_after.timestamp(), abs=1)
 
 
@@ -424,13 +371,11 @@ async def test_a_hung_store_does_not_delay_the_others(
             for i in range(40)
         ],
     )
-    targets = [
-        target_for(store.endpoint(), name=f"t{i}", prefix=f"p{i}") for i in range(40)
-    ]
+    targets = [static_target(store.endpoint(), f"t{i}", f"p{i}") for i in range(40)]
     targets.insert(
         3,
-        target_for(
-            RedisEndpoint(host=blackhole.host, port=blackhole.port), name="hung"
+        static_target(
+            RedisEndpoint(host=blackhole.host, port=blackhole.port), "hung", PREFIX
         ),
     )
     summary = await runner.run_round(targets)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,10 +21,10 @@ from devtools.servers.redis_server import RedisServer
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.log import Redactor
+from tests.support.clock import now_ms
+from tests.support.daemon import daemon_process, log_events
 from tests.support.plugin import REDIS_PASSWORD
 from tests.support.polling import wait_until
-
-pytestmark = pytest.mark.integration
 
 KEY = "launchdarkly:big_segments_synchronized_on"
 
@@ -56,7 +54,7 @@ async def daemon(
 ) -> AsyncIterator[tuple[Daemon, Path, Path]]:
     """An in-process daemon over a config file and a password file (initially wrong)."""
     with redis_password.admin() as client:
-        client.set(KEY, str(int(time.time() * 1000)))
+        client.set(KEY, str(now_ms()))
     secret = tmp_path / "redis-password"
     secret.write_text("wrong-password\n")
     path = tmp_path / "config.yaml"
@@ -173,18 +171,7 @@ async def test_sighup_reloads_a_running_daemon(
         }
 
     path.write_text(yaml.safe_dump(config(["first"])))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "run",
-        "--config",
-        str(path),
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+    async with daemon_process(path, stdout=asyncio.subprocess.DEVNULL) as process:
         async with aiohttp.ClientSession() as session:
 
             async def target_ids() -> set[str]:
@@ -222,14 +209,6 @@ async def test_sighup_reloads_a_running_daemon(
         async with asyncio.timeout(5):
             _, stderr = await process.communicate()
         assert process.returncode == 0
-        events = [
-            json.loads(line)["event"]
-            for line in stderr.decode().splitlines()
-            if line.startswith("{")
-        ]
+        events = log_events(stderr.decode())
         assert "config.reloaded" in events
         assert "config.reload_failed" in events
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.communicate()

@@ -18,9 +18,8 @@ from devtools.ldsim import Scenario, Simulator, SimulatorServer
 from devtools.servers.ports import free_port
 from devtools.servers.redis_server import RedisServer
 from monitor import cli
+from tests.support.daemon import daemon_process
 from tests.support.plugin import REDIS_PASSWORD
-
-pytestmark = pytest.mark.integration
 
 # Distinctive values: any appearance in any output is a leak.
 TOKEN = "api-5ec2e7a1-0b0b-4c4c-9d9d-7f7f7f7f7f7f"
@@ -143,19 +142,8 @@ async def test_no_secret_in_any_output(
     """Daemon at debug level through auth, TLS and API failures: logs, endpoints and check are clean."""
     port = free_port()
     path = write_config(tmp_path, api_url, redis_tls, port)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "run",
-        "--config",
-        str(path),
-        env=environment(TOKEN),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     bodies: dict[str, str] = {}
-    try:
+    async with daemon_process(path, environment(TOKEN)) as process:
         async with aiohttp.ClientSession() as session, asyncio.timeout(30):
             while True:
                 try:
@@ -175,10 +163,6 @@ async def test_no_secret_in_any_output(
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(5):
             stdout, stderr = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.communicate()
     logs = stdout.decode() + stderr.decode()
     assert '"level": "debug"' in logs  # debug logging really was on
     assert "probe.failed" in logs

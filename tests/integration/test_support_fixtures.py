@@ -41,8 +41,6 @@ from devtools.servers.tls import TlsCertSet
 from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
 from tests.support.plugin import REDIS_PASSWORD, AclRedis, MakeFaultProxy, MakeRedis
 
-pytestmark = pytest.mark.integration
-
 # Short enough to keep the suite fast, long enough for loopback round trips.
 QUICK_TIMEOUT = 0.05
 

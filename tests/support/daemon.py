@@ -1,24 +1,38 @@
-"""An in-process daemon on loopback, with the simulator and a Redis it watches.
+"""The daemon under test, in-process or as `python -m monitor run`, and HTTP to reach it.
 
-The simulator lists one Redis integration stored on the test's redis-server;
-the daemon also probes one static target on the same server, so that both
+`RunningDaemon` is a daemon listening on loopback with a session to scrape
+and poll it; `InProcessDaemon` adds the `Daemon` object (its loops, its
+monitor), `DaemonProcess` the child process. `daemon_process()` starts the
+child with nothing of the test's environment but PATH and what it is given.
+
+The harness of the fault tests: the simulator lists one Redis integration
+stored on the test's redis-server (`scenario`, `seed_store`); the daemon also
+probes one static target on the same server (`daemon_config`), so that both
 loops have work while faults are injected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from devtools.ldsim import Scenario
+from devtools.ldsim import Scenario, Simulator
 from devtools.servers.redis_server import RedisServer
 from monitor.daemon import Daemon
-from tests.faults.samples import Scrape
+from tests.support.clock import now_ms
+from tests.support.scrape import Scrape
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TOKEN = "api-faults-test-token"
 FORBIDDEN_TOKEN = "reader-without-role"
@@ -60,10 +74,9 @@ def scenario(redis: RedisServer) -> Scenario:
 
 def seed_store(redis: RedisServer) -> None:
     """A fresh synchronizedOn for the integration and the static target."""
-    now_ms = str(int(time.time() * 1000))
     with redis.admin() as client:
         for prefix in (CLIENT_SIDE_ID, STATIC_PREFIX):
-            client.set(SYNC_KEY.format(prefix=prefix), now_ms)
+            client.set(SYNC_KEY.format(prefix=prefix), str(now_ms()))
 
 
 def daemon_config(
@@ -94,15 +107,10 @@ def daemon_config(
 
 @dataclass
 class RunningDaemon:
-    """A started in-process daemon and an HTTP session to reach it."""
+    """A daemon listening on loopback, and an HTTP session to reach it."""
 
-    daemon: Daemon
+    base: str
     session: aiohttp.ClientSession
-
-    @property
-    def base(self) -> str:
-        """The daemon's base URL."""
-        return f"http://127.0.0.1:{self.daemon.port}"
 
     async def scrape(self) -> tuple[Scrape, float]:
         """GET /metrics; the parsed samples and how long the request took."""
@@ -117,11 +125,15 @@ class RunningDaemon:
         async with self.session.get(f"{self.base}{path}") as resp:
             return resp.status, await resp.text()
 
-    async def wait_ready(self, timeout: float = 10.0) -> None:
-        """Poll /-/ready until it answers 200."""
+    async def wait_ready(self, timeout: float = 20.0) -> None:
+        """Poll /-/ready until it answers 200 (refused connections: not listening yet)."""
         async with asyncio.timeout(timeout):
-            # Readiness has no event to await from outside the daemon.
-            while (await self.get("/-/ready"))[0] != 200:  # noqa: ASYNC110
+            while True:
+                try:
+                    if (await self.get("/-/ready"))[0] == 200:
+                        return
+                except aiohttp.ClientConnectionError:
+                    pass
                 await asyncio.sleep(0.02)
 
     async def wait_metric(
@@ -138,4 +150,67 @@ class RunningDaemon:
                 await asyncio.sleep(0.02)
 
 
-StartDaemon = Callable[..., Awaitable[RunningDaemon]]
+@dataclass
+class InProcessDaemon(RunningDaemon):
+    """A daemon started in the test's own event loop."""
+
+    daemon: Daemon
+
+    @classmethod
+    def of(cls, daemon: Daemon, session: aiohttp.ClientSession) -> InProcessDaemon:
+        """The started `daemon`, reached through `session`."""
+        return cls(f"http://127.0.0.1:{daemon.port}", session, daemon)
+
+
+@dataclass
+class DaemonProcess(RunningDaemon):
+    """`python -m monitor run` as a child process (see `daemon_process`)."""
+
+    process: asyncio.subprocess.Process
+
+
+@asynccontextmanager
+async def daemon_process(
+    config: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    stdout: int = asyncio.subprocess.PIPE,
+    stderr: int = asyncio.subprocess.PIPE,
+    new_session: bool = False,
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m monitor run --config CONFIG` from the repository root.
+
+    Its environment is PATH plus `env`, nothing else of the test's. With
+    `new_session` it leads its own process group, so leftovers are findable.
+    Killed on the way out when the test has not stopped it.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "run",
+        "--config",
+        str(config),
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})},
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=new_session,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.communicate()
+
+
+def log_events(log: str) -> list[str]:
+    """The `event` of every JSON log line, in order."""
+    return [
+        json.loads(line)["event"] for line in log.splitlines() if line.startswith("{")
+    ]
+
+
+StartDaemon = Callable[..., Awaitable[InProcessDaemon]]
+ServeSimulator = Callable[[Simulator], Awaitable[str]]

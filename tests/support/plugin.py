@@ -9,14 +9,16 @@ stop, reconfigure or break a server use `make_redis` instead.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from devtools.servers.fault_proxy import FaultProxy
 from devtools.servers.moto_server import MotoServer, start_moto_server
+from devtools.servers.proxy_process import ProxyProcess
 from devtools.servers.redis_server import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -37,6 +39,8 @@ REDIS_PASSWORD = "default-user-secret"
 
 MakeRedis = Callable[..., RedisServer]
 MakeFaultProxy = Callable[[str, int], Awaitable[FaultProxy]]
+MakeProxyProcess = Callable[[str, int], Awaitable[ProxyProcess]]
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -246,17 +250,32 @@ def blackhole() -> Iterator[BlackholeServer]:
         yield server
 
 
+@asynccontextmanager
+async def _proxies(
+    kind: Callable[[str, int], AbstractAsyncContextManager[P]],
+) -> AsyncIterator[Callable[[str, int], Awaitable[P]]]:
+    """A factory of started `kind(upstream_host, upstream_port)`; all closed after."""
+    async with AsyncExitStack() as stack:
+
+        async def make(upstream_host: str, upstream_port: int) -> P:
+            return await stack.enter_async_context(kind(upstream_host, upstream_port))
+
+        yield make
+
+
 @pytest.fixture
 async def fault_proxy() -> AsyncIterator[MakeFaultProxy]:
-    """Factory: `await fault_proxy(host, port)` starts a proxy; all closed after."""
-    proxies: list[FaultProxy] = []
+    """Factory: `await fault_proxy(host, port)` starts an in-process proxy; all closed after."""
+    async with _proxies(FaultProxy) as make:
+        yield make
 
-    async def make(upstream_host: str, upstream_port: int) -> FaultProxy:
-        proxy = FaultProxy(upstream_host, upstream_port)
-        await proxy.start()
-        proxies.append(proxy)
-        return proxy
 
-    yield make
-    for proxy in proxies:
-        await proxy.aclose()
+@pytest.fixture
+async def proxy_process() -> AsyncIterator[MakeProxyProcess]:
+    """Factory: `await proxy_process(host, port)` starts a proxy child; all stopped after.
+
+    A child process, unlike `fault_proxy`, keeps forwarding while the test's
+    event loop is blocked.
+    """
+    async with _proxies(ProxyProcess) as make:
+        yield make

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing
@@ -63,7 +62,8 @@ from monitor.store_keys import (
     redis_synchronized_on_key,
     segment_ref,
 )
-from tests.e2e.processes import Service, http_get_ok
+from tests.support.clock import now_ms
+from tests.support.processes import Service, http_get_ok
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -379,11 +379,6 @@ class RichScenario:
             f"/metrics did not answer 200\n{self.daemon.log_tail()}"
         )
         return body.decode()
-
-
-def now_ms() -> int:
-    """The clock in Unix milliseconds, as LaunchDarkly writes synchronizedOn."""
-    return int(time.time() * 1000)
 
 
 def start_stores(directory: Path, certs: TlsCertSet) -> Stores:

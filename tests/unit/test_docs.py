@@ -1,7 +1,11 @@
-"""The README, docs/ and bench/ pages: relative links and anchors resolve, every page is reachable."""
+"""The README, docs/ and bench/ pages: relative links and anchors resolve, every page is reachable.
+
+And nothing in the repository points at documents it does not contain.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,18 @@ DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md")), *sorted((ROOT / "bench").glob("*.md"))]
 STATUS_PAGE_IMAGE = DOCS / "images/status-page.png"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Design notes and style guides kept outside the repository, and the folder
+# next to it they lived in: a reader of the repository cannot follow them.
+OUTSIDE_DOCUMENTS = re.compile(r"\b(?:DESIGN|STYLE|ARCHITECTURE)\.md\b|\.\./shared\b")
+SEARCHED = (
+    "tests",
+    "monitor",
+    "devtools",
+    "bench",
+    "docs",
+    "pyproject.toml",
+    "README.md",
+)
 
 
 @pytest.mark.parametrize(
@@ -85,3 +101,41 @@ def test_broken_links_reports_missing_files_and_anchors(tmp_path: Path) -> None:
         "page.md:8: #nowhere: no heading with anchor #nowhere",
         "page.md:9: ../outside.md: points outside the repository",
     ]
+
+
+def _searched_files() -> list[Path]:
+    files = []
+    for name in SEARCHED:
+        path = ROOT / name
+        found = sorted(path.rglob("*")) if path.is_dir() else [path]
+        files += [f for f in found if f.is_file() and "__pycache__" not in f.parts]
+    return files
+
+
+def test_nothing_refers_to_documents_outside_the_repository() -> None:
+    """No design note or style guide kept elsewhere is cited: the reason is stated where it applies."""
+    found = []
+    for path in _searched_files():
+        try:
+            text = path.read_text("utf-8")
+        except UnicodeDecodeError:
+            continue  # images and other binary files
+        found += [
+            f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
+            for m in OUTSIDE_DOCUMENTS.finditer(text)
+        ]
+    assert found == []
+
+
+# Built, not written out, so that this file does not cite them itself.
+OUTSIDE_EXAMPLES = [
+    *(f"see {name}.md#layers" for name in ("DESIGN", "STYLE", "ARCHITECTURE")),
+    "/".join(["..", "shared", "guide.md"]),
+]
+
+
+@pytest.mark.parametrize("text", OUTSIDE_EXAMPLES)
+def test_outside_documents_are_recognised(text: str) -> None:
+    """The pattern matches each outside document; a name merely like one does not."""
+    assert OUTSIDE_DOCUMENTS.search(text)
+    assert not OUTSIDE_DOCUMENTS.search(text.replace(".md", ".css").replace("..", "."))

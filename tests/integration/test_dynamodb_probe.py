@@ -32,6 +32,7 @@ from monitor.targets import DynamoDBEndpoint, Target
 from tests.support.clock import FakeClock, now_ms
 from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
 from tests.support.scrape import Scrape, assert_status
+from tests.support.sdk import sdk_store_status
 from tests.support.state import state_of
 from tests.support.targets import static_target
 
@@ -668,9 +669,7 @@ async def test_unreachable_sts_fails_the_connect_phase(
 
 def sdk_status(url: str, table: str, prefix: str) -> tuple[bool, bool]:
     """(available, stale) as the Python server SDK's own big segment manager reports it."""
-    from ldclient.config import BigSegmentsConfig  # noqa: PLC0415 -- test-only dependency
-    from ldclient.impl.big_segments import BigSegmentStoreManager  # noqa: PLC0415
-    from ldclient.integrations import DynamoDB  # noqa: PLC0415
+    from ldclient.integrations import DynamoDB  # noqa: PLC0415 -- test-only dependency
 
     store = DynamoDB.new_big_segment_store(
         table,
@@ -682,16 +681,9 @@ def sdk_status(url: str, table: str, prefix: str) -> tuple[bool, bool]:
             "aws_secret_access_key": "testing",
         },
     )
-    manager = BigSegmentStoreManager(
-        BigSegmentsConfig(
-            store=store, stale_after=int(STALE_AFTER), status_poll_interval=3600
-        )
-    )
     try:
-        status = manager.poll_store_and_update_status()
-        return status.available, status.stale
+        return sdk_store_status(store, STALE_AFTER)
     finally:
-        manager.stop()  # type: ignore[no-untyped-call]  # unannotated in the SDK
         store._client.close()  # the SDK never closes its boto3 client
 
 

@@ -23,6 +23,7 @@ from tests.support.clock import now_ms
 from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
 from tests.support.plugin import REDIS_PASSWORD, AclRedis, MakeRedis
 from tests.support.scrape import Scrape, assert_status
+from tests.support.sdk import sdk_store_status
 from tests.support.state import state_of
 from tests.support.targets import static_target
 
@@ -390,23 +391,12 @@ async def test_a_hung_store_does_not_delay_the_others(
 
 def sdk_status(url: str, prefix: str) -> tuple[bool, bool]:
     """(available, stale) as the Python server SDK's own big segment manager reports it."""
-    from ldclient.config import BigSegmentsConfig  # noqa: PLC0415 -- test-only dependency
-    from ldclient.impl.big_segments import BigSegmentStoreManager  # noqa: PLC0415
-    from ldclient.integrations import Redis  # noqa: PLC0415
+    from ldclient.integrations import Redis  # noqa: PLC0415 -- test-only dependency
 
     store = Redis.new_big_segment_store(
         url=url, prefix=prefix, redis_opts={"socket_timeout": 2}
     )
-    manager = BigSegmentStoreManager(
-        BigSegmentsConfig(
-            store=store, stale_after=int(STALE_AFTER), status_poll_interval=3600
-        )
-    )
-    try:
-        status = manager.poll_store_and_update_status()
-        return status.available, status.stale
-    finally:
-        manager.stop()  # type: ignore[no-untyped-call]  # unannotated in the SDK
+    return sdk_store_status(store, STALE_AFTER)
 
 
 STATES: dict[str, Callable[[Any], Any] | None] = {

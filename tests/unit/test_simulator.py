@@ -27,6 +27,8 @@ from devtools.ldsim import (
 )
 from devtools.ldsim.state import mask_secret
 from devtools.ldsim.status import TimeRef
+from tests.support.clock import FakeClock
+from tests.support.polling import wait_until
 
 TOKEN = "test-token"
 REDIS_ID = "0123456789abcdef01234567"
@@ -108,21 +110,10 @@ def scenario_data() -> dict[str, Any]:
     }
 
 
-class FakeClock:
-    """A settable clock returning epoch seconds."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        """Return the current fake time."""
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     """A fake clock at NOW."""
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture
@@ -154,15 +145,6 @@ async def get_json(
     """GET `path` (API headers by default); return status and parsed body."""
     async with client.get(path, headers=API if headers is None else headers) as resp:
         return resp.status, await resp.json()
-
-
-async def wait_until(condition: Callable[[], bool]) -> None:
-    """Yield to the loop until `condition()` holds (at most ~2 s)."""
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition never became true")
 
 
 # --- auth and the beta header ------------------------------------------------

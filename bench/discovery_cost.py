@@ -11,17 +11,13 @@
 Every figure is counted by the simulator itself (`sim.stats`), so requests
 the client retried or paced would show.
 
-    .venv/bin/python bench/discovery_cost.py [--quick] [--repeat 5] [--json]
+    .venv/bin/python -m bench.discovery_cost [--quick] [--repeat 5] [--json]
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fleet import (
     config_document,

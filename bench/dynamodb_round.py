@@ -14,20 +14,16 @@ settings (pool 16, same timeouts and retry mode), 16 at a time. moto counts
 requests by operation, which proves that each timed round of either side
 sent exactly N GetItem and nothing else.
 
-    .venv/bin/python bench/dynamodb_round.py [--quick] [--repeat 5] [--json]
+    .venv/bin/python -m bench.dynamodb_round [--quick] [--repeat 5] [--json]
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiobotocore.session import AioSession
 

@@ -15,7 +15,7 @@ redis-servers, with the default settings (probe every 30 s, discovery every
   (INFO and the membership sample, every 5 minutes per target);
 - startup: from process start to the first 200 from `/-/ready`.
 
-    .venv/bin/python bench/footprint.py [--quick] [--repeat 5] [--json]
+    .venv/bin/python -m bench.footprint [--quick] [--repeat 5] [--json]
         [--cpu-window 120]
 """
 
@@ -32,8 +32,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 import yaml

@@ -15,21 +15,18 @@ probe and then every `probe.health_interval`: the warm-up round does them,
 INFO commandstats proves that each timed round of either side sent exactly
 N AUTH, N TYPE and N GET and nothing else.
 
-    .venv/bin/python bench/redis_round.py [--quick] [--repeat 5] [--json]
+    .venv/bin/python -m bench.redis_round [--quick] [--repeat 5] [--json]
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.fleet import (
     Store,

@@ -16,19 +16,16 @@ the clock fixed so both sides print the same ages:
   Both outputs are parsed back and checked to hold the same samples before
   anything is timed.
 
-    .venv/bin/python bench/scrape.py [--quick] [--repeat 5] [--json]
+    .venv/bin/python -m bench.scrape [--quick] [--repeat 5] [--json]
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 from aiohttp import web

@@ -9,15 +9,15 @@ reset, close_after and delay every `--toggle-every` rounds (each switch
 also breaks one API reply). RSS, open file descriptors and asyncio tasks
 are read after the warm-up, half-way and at the end.
 
-    python bench/soak.py [--rounds 4000] [--targets 50] [--json]
+    .venv/bin/python -m bench.soak [--rounds 4000] [--targets 50] [--json]
 
 Exit status 1 when RSS or open descriptors grew by more than `--max-growth`
 percent (default 5) from the end of the warm-up to the end.
 
-The redis-server and fault proxy helpers are imported from the test
-support code (`tests/support/redis_server.py`, `tests/faults/proxy_process.py`),
-so the repository root is put on `sys.path`. The proxy runs in its own
-process so that the descriptors and tasks counted here are the monitor's.
+The redis-server and the fault proxy come from `devtools/servers/`
+(`redis_server.py`, `proxy_process.py`); run it from the repository root.
+The proxy runs in its own process so that the descriptors and tasks counted
+here are the monitor's.
 """
 
 from __future__ import annotations
@@ -37,18 +37,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import structlog
 
-import structlog  # noqa: E402 -- after the sys.path line, like the imports below
-
-from devtools.ldsim import Scenario, Simulator, SimulatorServer  # noqa: E402
-from devtools.servers.proxy_process import ProxyProcess  # noqa: E402
-from devtools.servers.redis_server import RedisServer, start_redis  # noqa: E402
-from monitor.config import parse_config  # noqa: E402
-from monitor.daemon import freeze_startup_objects  # noqa: E402
-from monitor.service.monitor import Monitor  # noqa: E402
+from devtools.ldsim import Scenario, Simulator, SimulatorServer
+from devtools.servers.proxy_process import ProxyProcess
+from devtools.servers.redis_server import RedisServer, start_redis
+from monitor.config import parse_config
+from monitor.daemon import freeze_startup_objects
+from monitor.service.monitor import Monitor
 
 TOKEN = "soak-token"
 ENVIRONMENTS = 5

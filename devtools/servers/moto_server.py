@@ -94,14 +94,21 @@ class MotoServer:
         self._server.server_close()
 
 
-def start_moto_server() -> MotoServer:
+def start_moto_server(
+    wrap: Callable[[WSGIApplication], WSGIApplication] | None = None,
+) -> MotoServer:
     """Start moto in a thread on 127.0.0.1 and a free port.
 
     This is moto's `ThreadedMotoServer` with three changes: it binds port 0
     (no race for a free port), it closes its socket on stop, and responses
-    pass through `_AwsShapedResponses`.
+    pass through `_AwsShapedResponses`. `wrap` puts one more WSGI layer in
+    front (to count requests, or to change what some requests answer).
     """
-    app = _AwsShapedResponses(DomainDispatcherApplication(create_backend_app))
+    app: WSGIApplication = _AwsShapedResponses(
+        DomainDispatcherApplication(create_backend_app)
+    )
+    if wrap is not None:
+        app = wrap(app)
     server = make_server(LOOPBACK, 0, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(
         target=server.serve_forever, name="moto-server", daemon=True
@@ -141,24 +148,32 @@ class _AwsShapedResponses:
                 return start_response(status, _drop_server(headers), exc_info)
 
             return self._app(environ, one_server_header)
-        captured: list[tuple[str, list[tuple[str, str]]]] = []
-
-        def capture(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Callable[[bytes], object]:
-            captured.append((status, headers))
-            return lambda _data: None
-
-        chunks = self._app(environ, capture)
-        try:
-            body = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        status, headers, body = _dynamodb_auth_error(*captured[-1], body)
+        status, headers, body = _dynamodb_auth_error(*buffered(self._app, environ))
         start_response(status, _drop_server(headers))
         return [body]
+
+
+def buffered(
+    app: WSGIApplication, environ: WSGIEnvironment
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Call a WSGI app; return its status, headers and whole body (to rewrite them)."""
+    captured: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def capture(
+        status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
+        captured.append((status, headers))
+        return lambda _data: None
+
+    chunks = app(environ, capture)
+    try:
+        body = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    status, headers = captured[-1]
+    return status, headers, body
 
 
 def _drop_server(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -179,15 +194,21 @@ def _dynamodb_auth_error(
     text = html.unescape(message.group(1).decode()) if message else ""
     payload = {"__type": f"com.amazon.coral.service#{error_type}", "message": text}
     new_body = json.dumps(payload).encode()
-    dropped = {"content-type", "content-length", "x-amz-crc32"}
-    new_headers = [(k, v) for k, v in headers if k.lower() not in dropped]
-    new_headers += [
-        ("Content-Type", "application/x-amz-json-1.0"),
-        ("Content-Length", str(len(new_body))),
-        # botocore checks DynamoDB bodies against this checksum.
-        ("x-amz-crc32", str(zlib.crc32(new_body))),
+    json_type = [("Content-Type", "application/x-amz-json-1.0")]
+    new_headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+    return "400 Bad Request", with_body(new_headers + json_type, new_body), new_body
+
+
+def with_body(headers: list[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
+    """`headers` for a rewritten DynamoDB `body`: its length and its checksum."""
+    dropped = {"content-length", "x-amz-crc32"}
+    kept = [(k, v) for k, v in headers if k.lower() not in dropped]
+    # botocore checks DynamoDB bodies against x-amz-crc32.
+    return [
+        *kept,
+        ("Content-Length", str(len(body))),
+        ("x-amz-crc32", str(zlib.crc32(body))),
     ]
-    return "400 Bad Request", new_headers, new_body
 
 
 @contextmanager

@@ -11,7 +11,7 @@ Protocol, one line each way: the child prints its port once, then answers
 every command (`pass`, `delay SECONDS`, `blackhole`, `reset`,
 `close_after BYTES`, `accept_hang`) with `ok`. EOF on its stdin stops it.
 
-Run as `python -m tests.faults.proxy_process UPSTREAM_HOST UPSTREAM_PORT`
+Run as `python -m devtools.servers.proxy_process UPSTREAM_HOST UPSTREAM_PORT`
 from the repository root.
 """
 
@@ -20,10 +20,9 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from devtools.servers.fault_proxy import FaultProxy
+from devtools.servers.lifecycle import Lifecycle, reap
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _START_TIMEOUT = 10.0
@@ -62,7 +61,7 @@ async def _serve(upstream_host: str, upstream_port: int) -> None:
             print("ok", flush=True)
 
 
-class ProxyProcess:
+class ProxyProcess(Lifecycle):
     """A child process running a `FaultProxy`; `await set("blackhole")` switches it."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
@@ -111,26 +110,7 @@ class ProxyProcess:
             return
         assert process.stdin is not None
         process.stdin.close()
-        try:
-            async with asyncio.timeout(_COMMAND_TIMEOUT):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-    async def __aenter__(self) -> Self:
-        """Start the child."""
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the child."""
-        await self.aclose()
+        await reap(process, _COMMAND_TIMEOUT)
 
     async def _line(self) -> str:
         process = self._require()

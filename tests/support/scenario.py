@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import json
 import threading
-import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,20 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from botocore.exceptions import BotoCoreError, ClientError
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    create_backend_app,
-)
-from werkzeug.serving import make_server
 
 from devtools.servers.moto_server import (
     REGION,
     MotoServer,
-    _AwsShapedResponses,
-    _QuietHandler,
+    buffered,
+    create_bigsegment_table,
     dynamodb_client,
+    start_moto_server,
+    with_body,
 )
-from devtools.servers.ports import LOOPBACK
 from devtools.servers.redis_server import RedisServer, RedisTls, start_redis
 from devtools.servers.tls import TlsCertSet
 from monitor.store_keys import (
@@ -470,24 +465,9 @@ def _fill_stores(stores: Stores) -> None:
         admin.config_set("maxmemory-policy", "volatile-lru")
         admin.config_set("maxmemory", str(used - 64 * 1024))
     with closing(dynamodb_client(stores.moto.endpoint_url)) as client:
-        _fill_tables(client, now)
+        _fill_tables(client, stores.moto.endpoint_url, now)
     # Only now: the status is moto's ACTIVE while the tables are created.
     stores.table_statuses.update(TABLE_STATUS_OVERRIDES)
-
-
-def _create_table(client: Any, name: str, hash_key: str, range_key: str) -> None:
-    client.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": hash_key, "AttributeType": "S"},
-            {"AttributeName": range_key, "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": hash_key, "KeyType": "HASH"},
-            {"AttributeName": range_key, "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
 
 
 def _put_metadata(client: Any, table: str, prefix: str, synchronized_on: int) -> None:
@@ -515,16 +495,18 @@ def _put_membership(
     )
 
 
-def _fill_tables(client: Any, now: int) -> None:
-    """The tables, through one client (moto creates them ACTIVE at once)."""
+def _fill_tables(client: Any, endpoint_url: str, now: int) -> None:
+    """The tables (moto creates them ACTIVE at once), their items through `client`."""
     for integration_id in (DDB_HEALTHY, DDB_UPDATING):
         table, prefix = TABLES[integration_id], BY_ID[integration_id].prefix
-        _create_table(client, table, "namespace", "key")
+        create_bigsegment_table(endpoint_url, table)
         _put_metadata(client, table, prefix, now)
         _put_membership(client, table, prefix, "some-user", "included")
     prefix = BY_ID[DDB_HEALTHY].prefix
     _put_membership(client, TABLES[DDB_HEALTHY], prefix, "canary-out", "excluded")
-    _create_table(client, TABLES[DDB_WRONG_SCHEMA], "pk", "sk")
+    create_bigsegment_table(
+        endpoint_url, TABLES[DDB_WRONG_SCHEMA], key_schema="wrong_names"
+    )
 
 
 class Refresher:
@@ -665,22 +647,7 @@ class _TableStatusOverride:
     ) -> Iterable[bytes]:
         if not str(environ.get("HTTP_X_AMZ_TARGET", "")).endswith(".DescribeTable"):
             return self._app(environ, start_response)
-        captured: list[tuple[str, list[tuple[str, str]]]] = []
-
-        def capture(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Callable[[bytes], object]:
-            captured.append((status, headers))
-            return lambda _data: None
-
-        chunks = self._app(environ, capture)
-        try:
-            body = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        status, headers = captured[-1]
+        status, headers, body = buffered(self._app, environ)
         if status.startswith("200"):
             document = json.loads(body)
             table = document.get("Table", {})
@@ -688,27 +655,11 @@ class _TableStatusOverride:
             if override is not None:
                 table["TableStatus"] = override
                 body = json.dumps(document).encode()
-                headers = [
-                    (k, v)
-                    for k, v in headers
-                    if k.lower() not in {"content-length", "x-amz-crc32"}
-                ]
-                headers += [
-                    ("Content-Length", str(len(body))),
-                    ("x-amz-crc32", str(zlib.crc32(body))),
-                ]
+                headers = with_body(headers, body)
         start_response(status, headers)
         return [body]
 
 
 def start_moto(statuses: dict[str, str]) -> MotoServer:
-    """`tests.support.moto_server.start_moto_server`, plus the status override."""
-    app = _TableStatusOverride(
-        _AwsShapedResponses(DomainDispatcherApplication(create_backend_app)), statuses
-    )
-    server = make_server(LOOPBACK, 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(
-        target=server.serve_forever, name="moto-server-e2e", daemon=True
-    )
-    thread.start()
-    return MotoServer(_server=server, _thread=thread, host=LOOPBACK, port=server.port)
+    """`devtools.servers.moto_server.start_moto_server`, plus the status override."""
+    return start_moto_server(wrap=lambda app: _TableStatusOverride(app, statuses))

@@ -69,7 +69,9 @@ def wrong_imports(path: Path) -> set[str]:
 
 def test_every_test_module_sits_in_a_tier_folder() -> None:
     """tests/<tier>/.../test_*.py for one of the tiers; none in tests/ itself or support/."""
-    misplaced = [str(p.relative_to(ROOT)) for p in modules_with_tests() if not tier_of(p)]
+    misplaced = [
+        str(p.relative_to(ROOT)) for p in modules_with_tests() if not tier_of(p)
+    ]
     assert misplaced == []
     assert {tier_of(p) for p in modules_with_tests()} == set(TIERS)
 

@@ -1,0 +1,1 @@
+"""The LaunchDarkly side: REST client, tolerant models, discovery, sharding."""

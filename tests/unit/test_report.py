@@ -59,7 +59,9 @@ def api_target(
 ) -> Target:
     """An integration's target, named after its id."""
     labels = Labels(project, environment, kind, target_id)
-    return Target(target_id, "api", labels, f"{target_id} store", "cid", endpoint, **more)
+    return Target(
+        target_id, "api", labels, f"{target_id} store", "cid", endpoint, **more
+    )
 
 
 def listed(target: Target, status: ApiStatus, on: bool = True) -> DiscoveredIntegration:

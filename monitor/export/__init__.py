@@ -1,0 +1,1 @@
+"""Export: metric families declared once, the exposition, the report, verdicts."""

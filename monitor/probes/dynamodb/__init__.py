@@ -1,0 +1,1 @@
+"""The DynamoDB probe: shared aiobotocore clients, table checks, AWS error reading."""

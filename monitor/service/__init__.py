@@ -1,0 +1,1 @@
+"""The service: the `Monitor` (discovery, targets, probes), state, loops, reload."""

@@ -192,9 +192,3 @@ def configure_logging(
         "werkzeug",  # moto's server, in the demo and tests
     ):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
-
-
-def get_logger(name: str, **bound: Any) -> structlog.stdlib.BoundLogger:
-    """A named structlog logger with `bound` key-values."""
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
-    return logger.bind(**bound) if bound else logger

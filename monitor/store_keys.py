@@ -12,6 +12,8 @@ import hashlib
 
 # Redis: the SDKs' and Relay's default prefix when none is configured.
 DEFAULT_REDIS_PREFIX = "launchdarkly"
+# Redis's own port, and the default of LaunchDarkly's Redis integration form.
+DEFAULT_REDIS_PORT = 6379
 
 # DynamoDB table key schema the SDKs require.
 DYNAMODB_PARTITION_KEY = "namespace"

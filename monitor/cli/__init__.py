@@ -11,12 +11,14 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import get_args
 
 import structlog
 
 from monitor import __version__
 from monitor.cli.exits import Exit
 from monitor.config import Config, ConfigError, load_config
+from monitor.config.models import LogFormat, LogLevel
 from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor, configure_logging
 
@@ -40,12 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--log-format",
-            choices=["auto", "json", "console"],
+            choices=get_args(LogFormat),
             help="override logging.format",
         )
         p.add_argument(
             "--log-level",
-            choices=["debug", "info", "warning", "error"],
+            choices=get_args(LogLevel),
             help="override logging.level",
         )
 
@@ -73,14 +75,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path) -> Config:
+def _load(path: Path, redactor: Redactor | None = None) -> Config:
+    """The config at `path`, its secrets masked from here on; exit 2 if invalid."""
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as err:
         print(f"{path}: invalid configuration", file=sys.stderr)
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         raise SystemExit(Exit.BAD_INPUT) from None
+    if redactor is not None:
+        redactor.update(config.secrets())
+    return config
 
 
 def _shard(args: argparse.Namespace) -> Shard | None:
@@ -105,8 +111,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, redactor: Redactor) -> int:
     from monitor.daemon import run_daemon  # noqa: PLC0415 -- keeps validate-config fast and light
 
-    config = _load(args.config)
-    redactor.update(config.secrets())
+    config = _load(args.config, redactor)
 
     def configure(current: Config) -> None:
         fmt = args.log_format or current.logging.format
@@ -132,8 +137,7 @@ def _run(args: argparse.Namespace, redactor: Redactor) -> int:
 def _check(args: argparse.Namespace, redactor: Redactor) -> int:
     from monitor.cli.check import run_check  # noqa: PLC0415 -- keeps validate-config light
 
-    config = _load(args.config)
-    redactor.update(config.secrets())
+    config = _load(args.config, redactor)
     # Logs go to stderr at warning level so that stdout holds only the result.
     configure_logging(
         redactor, fmt=args.log_format or "console", level=args.log_level or "warning"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.store_keys import DEFAULT_REDIS_PREFIX
+from monitor.store_keys import DEFAULT_REDIS_PORT, DEFAULT_REDIS_PREFIX
 
 DEFAULT_BASE_URL = "https://app.launchdarkly.com"
 DEFAULT_LISTEN = "0.0.0.0:9725"
@@ -78,7 +78,21 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ApiConfig(Model):
+class _Paced(Model):
+    """A job run every `interval`, each run bounded by `timeout`."""
+
+    interval: Seconds
+    timeout: Seconds
+
+    @model_validator(mode="after")
+    def _check_timeout(self) -> Self:
+        # A run that may last a whole interval would overlap the next one.
+        if self.timeout >= self.interval:
+            raise ValueError("timeout must be shorter than interval")
+        return self
+
+
+class ApiConfig(_Paced):
     """The LaunchDarkly REST API: where, with which token, how often."""
 
     enabled: bool = True
@@ -102,14 +116,8 @@ class ApiConfig(Model):
             raise ValueError("credentials do not belong in the URL; use api.token")
         return value.rstrip("/")
 
-    @model_validator(mode="after")
-    def _check_timeout(self) -> ApiConfig:
-        if self.timeout >= self.interval:
-            raise ValueError("timeout must be shorter than interval")
-        return self
 
-
-class ProbeConfig(Model):
+class ProbeConfig(_Paced):
     """How often and how hard the stores are probed."""
 
     interval: Seconds = 30.0
@@ -122,12 +130,6 @@ class ProbeConfig(Model):
     # Store health beyond freshness (Redis INFO, the membership sample) changes
     # slowly and costs more than the metadata read: refresh it this often.
     health_interval: Seconds = 300.0
-
-    @model_validator(mode="after")
-    def _check_timeout(self) -> ProbeConfig:
-        if self.timeout >= self.interval:
-            raise ValueError("timeout must be shorter than interval")
-        return self
 
 
 class Match(Model):
@@ -186,7 +188,7 @@ class RedisCredential(Model):
     @classmethod
     def _check_address(cls, value: str | None) -> str | None:
         if value is not None:
-            split_host_port(value, default_port=6379)
+            split_host_port(value, default_port=DEFAULT_REDIS_PORT)
         return value
 
 
@@ -323,11 +325,15 @@ class ServerConfig(Model):
     listen: ListenAddress = DEFAULT_LISTEN
 
 
+LogFormat = Literal["auto", "json", "console"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
 class LoggingConfig(Model):
     """Log format and level."""
 
-    format: Literal["auto", "json", "console"] = "auto"
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: LogFormat = "auto"
+    level: LogLevel = "info"
 
 
 class Canary(Model):

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from monitor.store_keys import DEFAULT_REDIS_PORT
+
 IntegrationKind = Literal["redis", "dynamodb"]
 KINDS: tuple[IntegrationKind, ...] = ("redis", "dynamodb")
 # A huge errors[] would otherwise be held in memory for every integration.
@@ -176,7 +178,7 @@ def parse_status(raw: Any, where: str, problems: Problems) -> ApiStatus:
 def _parse_port(raw: Mapping[str, Any], where: str, problems: Problems) -> int:
     value = raw.get("port")
     if value is None or value == "":
-        return 6379  # the integration manifest's default
+        return DEFAULT_REDIS_PORT
     if isinstance(value, int) and not isinstance(value, bool):
         # The API stores port as a string; a number is usable but unexpected.
         problems.add(f"{where}.port", "expected string, got int")

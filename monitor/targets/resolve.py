@@ -24,7 +24,7 @@ from monitor.config import (
 )
 from monitor.launchdarkly.discovery import DiscoveredIntegration
 from monitor.launchdarkly.models import DynamoDBSettings, RedisSettings, Segment
-from monitor.store_keys import context_hash
+from monitor.store_keys import DEFAULT_REDIS_PORT, context_hash
 from monitor.targets.model import (
     CanaryCheck,
     DynamoDBEndpoint,
@@ -131,7 +131,7 @@ def static_redis_target(target: RedisTarget) -> Target:
     path = parts.path.strip("/")
     endpoint = RedisEndpoint(
         host=parts.hostname or "",
-        port=parts.port or 6379,
+        port=parts.port or DEFAULT_REDIS_PORT,
         username=target.username
         or (unquote(parts.username) if parts.username else None),
         password=target.password,

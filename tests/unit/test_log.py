@@ -8,7 +8,7 @@ import logging
 
 import structlog
 
-from monitor.log import MASK, Redactor, configure_logging, get_logger
+from monitor.log import MASK, Redactor, configure_logging
 
 
 def test_known_secret_values_are_masked_everywhere() -> None:
@@ -65,7 +65,7 @@ def test_configured_logging_renders_json_with_redaction_including_tracebacks() -
     stream = io.StringIO()
     redactor = Redactor(["very-secret-password"])
     configure_logging(redactor, fmt="json", level="info", stream=stream)
-    log = get_logger("test")
+    log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("test")
     try:
         raise RuntimeError("connect with very-secret-password failed")
     except RuntimeError:

@@ -1,4 +1,4 @@
-"""The status page in headless Chromium, served by `ld-store-monitor demo`.
+"""The status page in headless Chromium, served by `make demo` (`python -m devtools.demo`).
 
 The demo brings healthy, stale, never-synced and wrong-password Redis stores
 and API-only integrations across two projects: what an on-call engineer

@@ -1,4 +1,4 @@
-"""`ld-store-monitor demo` starts everything, serves, and stops everything on Ctrl-C."""
+"""`make demo` (`python -m devtools.demo`) starts everything, serves, and stops everything on Ctrl-C."""
 
 from __future__ import annotations
 

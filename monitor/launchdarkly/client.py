@@ -5,6 +5,9 @@
   call as non-beta and refuse it), the dated version elsewhere.
 - 429: no call before `Retry-After` / `X-Ratelimit-Reset` has passed.
 - Remaining budget low: wait for the window to reset before the next call.
+  LaunchDarkly counts a global budget and one per route; each call is paced
+  by the global budget and its own route's (one endpoint is one route), so a
+  spent environments route does not hold back the integration list.
 - 5xx and transport errors: a few retries with capped, jittered backoff.
 - Replies larger than `max_response_bytes` are refused, not buffered.
 """
@@ -49,8 +52,16 @@ RATE_LIMIT_RESERVE = 2
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 _CHUNK = 64 * 1024
+# `ld_store_api_rate_limit_remaining{scope}`: the account-wide budget, and one
+# per route named after the client's endpoint ("route:list_integrations").
+GLOBAL_SCOPE = "global"
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+def route_scope(endpoint: str) -> str:
+    """The rate-limit scope of one route: `route:<endpoint>`."""
+    return f"route:{endpoint}"
 
 
 def _segment(value: str) -> str:
@@ -86,7 +97,8 @@ class LaunchDarklyClient:
         }
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
         self.counters = ApiCounters()
-        self._reset_at: float | None = None
+        # rate-limit scope -> when its window resets (epoch seconds)
+        self._reset_at: dict[str, float] = {}
         self._not_before: float = 0.0
 
     @property
@@ -111,7 +123,7 @@ class LaunchDarklyClient:
             rng=self._rng,
         )
         fresh.counters = self.counters
-        fresh._reset_at = self._reset_at
+        fresh._reset_at = dict(self._reset_at)
         fresh._not_before = self._not_before
         return fresh
 
@@ -188,7 +200,7 @@ class LaunchDarklyClient:
     async def _get_json(self, endpoint: str, path: str, *, beta: bool) -> Any:
         attempt = 0
         while True:
-            await self._pace()
+            await self._pace(endpoint)
             try:
                 return await self._attempt(endpoint, path, beta=beta)
             except ApiError as err:
@@ -212,8 +224,11 @@ class LaunchDarklyClient:
                 attempt += 1
                 await self._sleep(delay)
 
-    async def _pace(self) -> None:
-        """Refuse while rate limited; wait for a new window when nearly spent."""
+    async def _pace(self, endpoint: str) -> None:
+        """Refuse while rate limited; wait for a new window when nearly spent.
+
+        Only the global budget and `endpoint`'s own route budget count.
+        """
         wait = self.retry_after()
         if wait > 0:
             raise ApiError(
@@ -221,11 +236,15 @@ class LaunchDarklyClient:
                 f"rate limited for {wait:.1f}s more",
                 retry_after=wait,
             )
-        if not self.rate_limit_remaining or self._reset_at is None:
-            return
-        if min(self.rate_limit_remaining.values()) > RATE_LIMIT_RESERVE:
-            return
-        wait = self._reset_at - self._clock()
+        now = self._clock()
+        waits = {
+            scope: self._reset_at[scope] - now
+            for scope in (GLOBAL_SCOPE, route_scope(endpoint))
+            if self.rate_limit_remaining.get(scope, RATE_LIMIT_RESERVE + 1)
+            <= RATE_LIMIT_RESERVE
+            and scope in self._reset_at
+        }
+        wait = max(waits.values(), default=0.0)
         if wait <= 0:
             return
         if wait > self._settings.timeout:
@@ -235,7 +254,10 @@ class LaunchDarklyClient:
                 retry_after=wait,
             )
         self._log.debug(
-            "api.pacing", wait=round(wait, 3), remaining=dict(self.rate_limit_remaining)
+            "api.pacing",
+            endpoint=endpoint,
+            wait=round(wait, 3),
+            remaining={scope: self.rate_limit_remaining[scope] for scope in waits},
         )
         await self._sleep(wait)
 
@@ -250,7 +272,7 @@ class LaunchDarklyClient:
                 self._log.debug(
                     "api.request", endpoint=endpoint, path=path, status=resp.status
                 )
-                self._note_rate_limit(resp.headers)
+                self._note_rate_limit(endpoint, resp.headers)
                 if resp.status == 200:
                     return self._decode(await self._read_capped(resp))
                 await self._read_capped(resp)  # drain so the connection is reused
@@ -289,17 +311,22 @@ class LaunchDarklyClient:
         except (ValueError, UnicodeDecodeError) as err:
             raise ApiError(ApiErrorKind.MALFORMED, f"invalid JSON: {err}") from err
 
-    def _note_rate_limit(self, headers: Any) -> None:
+    def _note_rate_limit(self, endpoint: str, headers: Any) -> None:
+        reset = headers.get("X-Ratelimit-Reset")
+        reset_at = (
+            int(reset) / 1000.0
+            if reset is not None and reset.strip().isdigit()
+            else None
+        )
         for scope, header in (
-            ("global", "X-Ratelimit-Global-Remaining"),
-            ("route", "X-Ratelimit-Route-Remaining"),
+            (GLOBAL_SCOPE, "X-Ratelimit-Global-Remaining"),
+            (route_scope(endpoint), "X-Ratelimit-Route-Remaining"),
         ):
             value = headers.get(header)
             if value is not None and value.strip().isdigit():
                 self.rate_limit_remaining[scope] = int(value)
-        reset = headers.get("X-Ratelimit-Reset")
-        if reset is not None and reset.strip().isdigit():
-            self._reset_at = int(reset) / 1000.0
+                if reset_at is not None:
+                    self._reset_at[scope] = reset_at
 
     def _status_error(self, status: int, headers: Any) -> ApiError:
         if status == 429:

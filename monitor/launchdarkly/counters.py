@@ -16,7 +16,8 @@ class ApiCounters:
 
     # (endpoint, status code or "timeout"/"error") -> requests made
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
-    # rate-limit scope ("global", "route") -> requests left, from the last reply
+    # rate-limit scope ("global", "route:<endpoint>") -> requests left, from the
+    # last reply that carried it
     rate_limit_remaining: dict[str, int] = field(default_factory=dict)
     # integration id -> `_status.errors` status code -> distinct errors seen
     errors_total: dict[str, Counter[str]] = field(default_factory=dict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,7 +21,7 @@ from monitor.launchdarkly.errors import ApiError, ApiErrorKind
 from monitor.launchdarkly.models import Problems, RedisSettings
 from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor
-from tests.support.clock import FakeClock
+from tests.support.clock import EPOCH, FakeClock
 from tests.support.polling import wait_until
 
 TOKEN = "api-test-token"
@@ -409,25 +410,94 @@ async def test_oversized_reply_is_refused(
     assert info.value.kind == ApiErrorKind.TOO_LARGE
 
 
-async def test_low_rate_limit_budget_paces_the_next_call(
-    sim: tuple[Simulator, str], make_client: MakeClient
+# A client and the waits it would have slept.
+Paced = tuple[LaunchDarklyClient, list[float]]
+
+
+@pytest.fixture
+async def paced() -> AsyncIterator[Callable[[int, int], Awaitable[Paced]]]:
+    """Build a simulator with the given budgets and a client on one fake clock.
+
+    The clock stands 1.5 s before the simulator's 10 s window resets, and the
+    client records the waits it would sleep instead of sleeping them.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+
+        async def build(global_budget: int, route_budget: int) -> Paced:
+            clock = FakeClock(EPOCH + 8.5)
+            scenario = SCENARIO | {
+                "rate_limit": {"global": global_budget, "route": route_budget}
+            }
+            simulator = Simulator(Scenario.from_dict(scenario), clock=clock)
+            server = await stack.enter_async_context(
+                SimulatorServer(simulator, host="127.0.0.1", port=0)
+            )
+            slept: list[float] = []
+
+            async def record(seconds: float) -> None:
+                slept.append(seconds)
+
+            api = ApiConfig.model_validate(
+                {"base_url": server.url, "token": TOKEN, "timeout": 2, "interval": 10}
+            )
+            client = LaunchDarklyClient(
+                session, api, structlog.get_logger("test"), clock=clock, sleep=record
+            )
+            return client, slept
+
+        yield build
+
+
+async def test_a_spent_route_budget_paces_only_that_route(
+    paced: Callable[[int, int], Awaitable[Paced]],
 ) -> None:
-    """With the window's budget nearly spent, the client waits for the reset first."""
-    slept: list[float] = []
-
-    async def record(seconds: float) -> None:
-        slept.append(seconds)
-
-    clock = FakeClock(LATER)
-    client = make_client(clock=clock, sleep=record)
-    await client.list_integrations(Problems())
+    """A nearly spent environments route waits for the reset; the list call does not."""
+    client, slept = await paced(100, 4)
+    for _ in range(2):
+        await client.get_environment("web", "production", Problems())
     assert slept == []
-    # As if the last reply had left one call in a window that resets in 1.5 s.
-    client.rate_limit_remaining.update({"global": 1, "route": 50})
-    client._reset_at = clock.now + 1.5
+    assert client.rate_limit_remaining == {
+        "global": 98,
+        "route:get_environment": 2,
+    }
+    await client.list_integrations(Problems())
+    assert slept == []  # its own route has budget left, and so has the account
+    assert client.rate_limit_remaining["route:list_integrations"] == 3
+    await client.get_environment("web", "staging", Problems())
+    assert slept == [pytest.approx(1.5)]  # until the window resets
+
+
+async def test_a_spent_global_budget_paces_every_route(
+    paced: Callable[[int, int], Awaitable[Paced]],
+) -> None:
+    """With the account-wide budget nearly spent, every route waits for the reset."""
+    client, slept = await paced(4, 100)
+    for _ in range(2):
+        await client.get_environment("web", "production", Problems())
+    assert slept == []
+    assert client.rate_limit_remaining["global"] == 2
     await client.list_integrations(Problems())
     assert slept == [pytest.approx(1.5)]
-    assert client.rate_limit_remaining["global"] > 1  # refreshed from the reply
+    assert client.rate_limit_remaining == {
+        "global": 1,
+        "route:get_environment": 98,
+        "route:list_integrations": 99,
+    }
+
+
+async def test_route_budgets_survive_a_settings_reload(
+    paced: Callable[[int, int], Awaitable[Paced]],
+) -> None:
+    """A client rebuilt for new settings still paces the route that was spent."""
+    client, slept = await paced(100, 4)
+    for _ in range(2):
+        await client.get_environment("web", "production", Problems())
+    fresh = client.with_settings(client._settings)
+    await fresh.list_integrations(Problems())
+    assert slept == []
+    await fresh.get_environment("web", "production", Problems())
+    assert slept == [pytest.approx(1.5)]
 
 
 async def test_filters_skip_integrations_before_any_detail_call(

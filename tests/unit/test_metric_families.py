@@ -177,7 +177,7 @@ def rich_state() -> MonitorState:
         requests=Counter(
             {("list_integrations", "200"): 7, ("get_environment", "timeout"): 1}
         ),
-        rate_limit_remaining={"global": 99, "route": 12},
+        rate_limit_remaining={"global": 99, "route:list_integrations": 12},
         errors_total={"broken": Counter({"403": 1, "500": 1})},
         parse_errors_total=3,
     )

@@ -147,7 +147,7 @@ def known_state() -> MonitorState:
         ),
     }  # fmt: skip
     counters = ApiCounters()
-    counters.rate_limit_remaining.update({"global": 90, "route": 7})
+    counters.rate_limit_remaining.update({"global": 90, "route:get_segment": 7})
     view = DiscoveryView(
         items,
         api_up=True,

@@ -5,6 +5,9 @@ A scenario is one YAML or JSON document. Every top-level section is optional::
     token: sim-token                 # the access token the API accepts
     forbidden_tokens: []             # tokens answered with 403 instead of 401
     rate_limit: {global: 100000, route: 100000}   # requests per 10 s window
+    list_config: full                # what list items carry as `config`: full,
+                                     # empty ({}) or absent; the detail GET
+                                     # always returns the full config
     projects:
       - key: web                     # required
         name: Web shop               # default: the key
@@ -89,6 +92,8 @@ _BOOL_TAG: Final = "tag:yaml.org,2002:bool"
 _PROJECTS: Final = "projects"
 
 Tags = tuple[StrictStr, ...]
+# What the list reply's items carry as `config` (the detail GET: always full).
+ListConfig = Literal["full", "empty", "absent"]
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -294,6 +299,7 @@ class Scenario(Spec):
     token: NonEmpty | None = None
     forbidden_tokens: Tags = ()
     rate_limit: RateLimit = RateLimit()
+    list_config: ListConfig = "full"
     # Validated even when absent: references are checked against no projects.
     projects: tuple[ProjectSpec, ...] = Field(default=(), validate_default=True)
     integrations: Annotated[

@@ -11,6 +11,7 @@ from typing import Any, Final
 from devtools.ldsim.scenario import (
     INTEGRATION_KINDS,
     EnvironmentSpec,
+    ListConfig,
     ProjectSpec,
     Scenario,
     SegmentSpec,
@@ -83,6 +84,7 @@ class SimulatorState:
         self.projects: dict[str, ProjectSpec] = {p.key: p for p in scenario.projects}
         self.integrations: dict[str, Integration] = {}
         self.raw_items: list[Any] = []
+        self.list_config: ListConfig = scenario.list_config
         self.segments: dict[tuple[str, str, str], Segment] = {}
         for spec in scenario.integrations:
             self.integrations[spec.id] = Integration(
@@ -205,12 +207,21 @@ class SimulatorState:
     def collection_doc(self) -> dict[str, Any]:
         """Render the list reply: every integration, then the raw items."""
         items = [
-            self.integration_doc(i, redact=True) for i in self.integrations.values()
+            self._list_item(self.integration_doc(i, redact=True))
+            for i in self.integrations.values()
         ]
         return {
             "_links": {"self": link(INTEGRATIONS_PATH)},
             "items": items + copy.deepcopy(self.raw_items),
         }
+
+    def _list_item(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """An integration as a list item: its `config` as `list_config` says."""
+        if self.list_config == "empty":
+            doc["config"] = {}
+        elif self.list_config == "absent":
+            del doc["config"]
+        return doc
 
     def environment_doc(
         self, project: ProjectSpec, env: EnvironmentSpec

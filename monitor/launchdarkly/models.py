@@ -195,10 +195,20 @@ def _parse_port(raw: Mapping[str, Any], where: str, problems: Problems) -> int:
 
 
 def parse_settings(
-    kind: IntegrationKind, raw: Any, where: str, problems: Problems
+    kind: IntegrationKind,
+    raw: Any,
+    where: str,
+    problems: Problems,
+    *,
+    summary: bool = False,
 ) -> RedisSettings | DynamoDBSettings | None:
-    """Parse `config` for a Redis or DynamoDB integration; None when unusable."""
-    if raw is None:
+    """Parse `config` for a Redis or DynamoDB integration; None when unusable.
+
+    A `summary` (a list item) may carry `config: {}`: the list returns summary
+    representations and the detail GET brings the config, so an empty one
+    there is normal, not a problem. A non-empty one is parsed as usual.
+    """
+    if raw is None or (summary and isinstance(raw, Mapping) and not raw):
         return None
     if not isinstance(raw, Mapping):
         problems.add(where, f"expected object, got {type(raw).__name__}")
@@ -226,8 +236,13 @@ def parse_settings(
     )
 
 
-def parse_integration(raw: Any, where: str, problems: Problems) -> Integration | None:
-    """Parse one integration; None when it cannot be identified at all."""
+def parse_integration(
+    raw: Any, where: str, problems: Problems, *, summary: bool = False
+) -> Integration | None:
+    """Parse one integration; None when it cannot be identified at all.
+
+    `summary`: a list item, whose `config` may be empty or absent.
+    """
     if not isinstance(raw, Mapping):
         problems.add(where, f"expected object, got {type(raw).__name__}")
         return None
@@ -255,7 +270,9 @@ def parse_integration(raw: Any, where: str, problems: Problems) -> Integration |
         on=True if on is None else on,
         version=_opt(raw, "version", int, where, problems),
         status=parse_status(raw.get("_status"), f"{where}._status", problems),
-        settings=parse_settings(kind, raw.get("config"), f"{where}.config", problems),
+        settings=parse_settings(
+            kind, raw.get("config"), f"{where}.config", problems, summary=summary
+        ),
     )
 
 
@@ -266,7 +283,7 @@ def parse_integration_list(raw: Any, problems: Problems) -> list[Integration]:
         return []
     seen: dict[str, Integration] = {}
     for index, item in enumerate(raw["items"]):
-        integration = parse_integration(item, f"items.{index}", problems)
+        integration = parse_integration(item, f"items.{index}", problems, summary=True)
         if integration is None:
             continue
         if integration.id in seen:

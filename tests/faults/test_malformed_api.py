@@ -23,10 +23,15 @@ import structlog
 from structlog.testing import capture_logs
 
 from devtools.ldsim import Scenario, Simulator, SimulatorServer
+from devtools.ldsim.scenario import ListConfig
 from monitor.config import ApiConfig, Filters
 from monitor.launchdarkly.client import LaunchDarklyClient
 from monitor.launchdarkly.discovery import Discovery
-from monitor.launchdarkly.models import MAX_ERRORS_KEPT
+from monitor.launchdarkly.models import (
+    MAX_ERRORS_KEPT,
+    DynamoDBSettings,
+    RedisSettings,
+)
 from monitor.service.state import MonitorState
 from tests.support.scrape import Scrape
 from tests.support.state import refresh_view, state_of
@@ -167,6 +172,10 @@ def _port_number(sim: Simulator) -> None:
     relist_x(sim, lambda d: d["config"].update(port=6380))
 
 
+def _config_without_host(sim: Simulator) -> None:
+    relist_x(sim, lambda d: d.update(config={"port": "6380"}))
+
+
 def _missing_status(sim: Simulator) -> None:
     relist_x(sim, lambda d: d.pop("_status"))
 
@@ -223,6 +232,9 @@ CASES = (
     ),
     # _parse_port: a number is used, but reported as unexpected.
     Case("port_number", _port_number, 1, "config.port", _x_unchanged),
+    # parse_settings: a non-empty list config without a host is reported
+    # (an empty one is normal; see the test after the cases).
+    Case("config_without_host", _config_without_host, 1, "config.host", _x_unchanged),
     # parse_status(None): reported as missing, every field absent.
     Case("missing_status", _missing_status, 1, "_status", _x_without_status),
     # parse_integration: an unknown integrationKey drops the item.
@@ -322,3 +334,33 @@ async def test_malformed_items_are_counted_together(watched: Watched) -> None:
     (logged,) = [e for e in logs if e["event"] == "api.parse_problems"]
     assert logged["count"] == 5
     assert after.value("ld_store_integration_info", integration_id=A) == 1
+
+
+@pytest.mark.parametrize("list_config", ["empty", "absent"])
+async def test_list_items_without_config_add_no_parse_problem_over_many_rounds(
+    watched: Watched, list_config: ListConfig
+) -> None:
+    """List items with `config: {}` (or none) are summaries: nothing counted or logged, ever.
+
+    The detail GET brings the config, also after a change bumps the version.
+    """
+    watched.sim.list_config = list_config
+    with capture_logs() as logs:
+        for round_no in range(30):
+            if round_no == 10:
+                watched.sim.update_config(A, host="redis-a2.internal")
+            assert (await watched.discovery.run_once()).ok
+    scrape = Scrape.of(watched.state)
+    assert scrape.value("ld_store_api_parse_errors_total") == 0
+    assert [e for e in logs if e["event"] == "api.parse_problems"] == []
+    assert [e for e in logs if e["log_level"] == "warning"] == []
+    settings = {
+        i.integration.id: i.integration.settings
+        for i in watched.discovery.view.integrations
+    }
+    assert settings == {
+        A: RedisSettings("redis-a2.internal", 6379, None, tls_enabled=False),
+        B: DynamoDBSettings("ld-staging", "us-east-1"),
+        X: RedisSettings("redis-x.internal", 6380, None, tls_enabled=False),
+    }
+    assert watched.sim.stats.count("get_integration") == 4  # three, then A again

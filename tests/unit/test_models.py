@@ -10,6 +10,7 @@ from monitor.launchdarkly.models import (
     Problems,
     RedisSettings,
     parse_environment,
+    parse_integration,
     parse_integration_list,
 )
 
@@ -87,6 +88,51 @@ def test_wrong_types_drop_the_field_and_keep_the_item() -> None:
         "items.0._status.lastSync: expected integer, got str",
         "items.0.config.port: expected string, got int",
     ]
+
+
+def test_a_list_item_with_an_empty_or_no_config_is_normal() -> None:
+    """List items are summaries: `config: {}` or none is no problem (the detail has it)."""
+    problems = Problems()
+    without = item(_id="ffffffffffffffffffffffff")
+    del without["config"]
+    parsed = parse_integration_list(
+        {
+            "items": [
+                item(config={}),
+                without,
+                item(
+                    _id="aaaaaaaaaaaaaaaaaaaaaaaa",
+                    integrationKey="dynamodb",
+                    config={},
+                ),
+            ]
+        },
+        problems,
+    )
+    assert problems.items == []
+    assert [i.settings for i in parsed] == [None, None, None]
+
+
+def test_a_list_item_with_a_malformed_config_is_still_a_problem() -> None:
+    """A non-empty config that does not fit is reported, in the list as anywhere."""
+    problems = Problems()
+    parse_integration_list(
+        {"items": [item(config={"port": "6379"}), item(_id="f" * 24, config=[])]},
+        problems,
+    )
+    assert problems.items == [
+        "items.0.config.host: missing",
+        "items.1.config: expected object, got list",
+    ]
+
+
+def test_a_detail_reply_with_an_empty_config_is_a_problem() -> None:
+    """The detail GET is where the config comes from: empty there is reported."""
+    problems = Problems()
+    integration = parse_integration(item(config={}), "integration", problems)
+    assert integration is not None
+    assert integration.settings is None
+    assert problems.items == ["integration.config.host: missing"]
 
 
 def test_missing_status_is_a_problem_not_a_crash() -> None:

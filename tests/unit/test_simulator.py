@@ -254,6 +254,24 @@ async def test_list_returns_every_integration_with_links_and_status(
     assert by_id[DYNAMO_ID]["on"] is False
 
 
+@pytest.mark.parametrize("list_config", ["empty", "absent"])
+async def test_list_items_may_carry_no_config_while_the_detail_does(
+    clock: FakeClock, list_config: str
+) -> None:
+    """`list_config: empty|absent` strips list items' config; the detail GET keeps it."""
+    data = scenario_data() | {"list_config": list_config}
+    async with serving(Simulator(Scenario.from_dict(data), clock=clock)) as client:
+        _, body = await get_json(client, LIST)
+        for item in body["items"]:
+            if list_config == "empty":
+                assert item["config"] == {}
+            else:
+                assert "config" not in item
+        status, detail = await get_json(client, REDIS_PATH)
+    assert status == 200
+    assert detail["config"]["host"] == "redis.example.com"
+
+
 async def test_created_integration_is_served_and_listed(
     client: aiohttp.ClientSession, sim: Simulator
 ) -> None:

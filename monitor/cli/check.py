@@ -28,6 +28,7 @@ COLUMNS: tuple[Column, ...] = (
     ("NAME", lambda r: r.name),
     ("STORE", lambda r: r.address or "-"),
     ("LAUNCHDARKLY", lambda r: "-" if r.api is None else r.api.verdict),
+    ("SDK", lambda r: r.sdk),
     ("UP", lambda r: _yes(None if r.probe is None else r.probe.up)),
     ("AVAILABLE", lambda r: _yes(None if r.probe is None else r.probe.available)),
     ("STALE", lambda r: _yes(None if r.probe is None else r.probe.stale)),

@@ -9,6 +9,7 @@ import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import UnionType
@@ -72,6 +73,34 @@ def split_host_port(value: str, default_port: int | None = None) -> tuple[str, i
     return host.strip("[]"), int(port)
 
 
+class Sdk(StrEnum):
+    """The SDK whose reading of a store the monitor reproduces (`probe.sdk`).
+
+    Each value's rules are the table in `monitor/probes/profiles.py`.
+    """
+
+    PYTHON = "python"
+    PYTHON_ASYNC = "python-async"
+    GO = "go"
+    JAVA = "java"
+    NODE = "node"
+    DOTNET = "dotnet"
+    RUBY = "ruby"
+    PHP = "php"
+    CPP = "cpp"
+    RELAY = "relay"
+
+    @property
+    def default_stale_after(self) -> float | None:
+        """The SDK's own stale threshold where it differs from `probe.stale_after`.
+
+        Relay's `/status`: BIG_SEGMENTS_STALE_THRESHOLD, 5 minutes
+        (launchdarkly/ld-relay config/config.go:53-54). Every SDK defaults
+        to 120 s, `probe.stale_after`'s own default.
+        """
+        return 300.0 if self is Sdk.RELAY else None
+
+
 class Model(BaseModel):
     """Base of every config model: unknown keys rejected, values frozen."""
 
@@ -127,6 +156,9 @@ class ProbeConfig(_Paced):
     per_host_concurrency: int = Field(default=16, ge=1, le=10_000)
     # The SDKs' default: BigSegmentsConfig.stale_after = 120 s.
     stale_after: Seconds = 120.0
+    # Whose reading of the store `ld_store_available`/`ld_store_stale` follow,
+    # unless a credential entry or a static target names another SDK.
+    sdk: Sdk = Sdk.PYTHON
     # Store health beyond freshness (Redis INFO, the membership sample) changes
     # slowly and costs more than the metadata read: refresh it this often.
     health_interval: Seconds = 300.0
@@ -214,6 +246,9 @@ class Credential(Model):
     match: Match
     redis: RedisCredential | None = None
     dynamodb: DynamoDBCredential | None = None
+    # The SDK (and its stale threshold) of the applications using these stores.
+    sdk: Sdk | None = None
+    stale_after: Seconds | None = None
 
 
 class RedisTarget(Model):
@@ -229,6 +264,8 @@ class RedisTarget(Model):
     prefix: str = DEFAULT_REDIS_PREFIX
     project: str = "static"
     environment: str = "static"
+    sdk: Sdk | None = None
+    stale_after: Seconds | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -288,6 +325,8 @@ class DynamoDBTarget(Model):
     external_id: str | None = None
     project: str = "static"
     environment: str = "static"
+    sdk: Sdk | None = None
+    stale_after: Seconds | None = None
 
 
 Target = Annotated[RedisTarget | DynamoDBTarget, Field(discriminator="kind")]

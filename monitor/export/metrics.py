@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from monitor import __version__
-from monitor.config import ProbeConfig
+from monitor.config import ProbeConfig, Sdk
 from monitor.export.exposition import (
     Family,
     Kind,
@@ -161,6 +161,10 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec("ld_store_canary_ok", "gauge",
                f"1 if the canary context evaluates as expected. {_PROBE}",
                "probe", "per_result"),
+    FamilySpec("ld_store_target_info", "gauge",
+               "One series per target; sdk: the SDK whose rules ld_store_available "
+               "and ld_store_stale follow.",
+               "probe", "per_scrape"),
     FamilySpec("ld_store_sync_disagreement", "gauge",
                "1 if LaunchDarkly's status and the store's synchronizedOn contradict.",
                "probe", "per_scrape"),
@@ -381,21 +385,21 @@ def _probe_side(
     items = {item.integration.id: item for item in state.view.integrations}
     kept = cache.probe
     for target in state.targets:
+        labels = label_string(LABEL_NAMES, target.labels.values())
+        families.target_info.add(labels, 1.0, f'sdk="{target.sdk}"')
         record = state.records.get(target.id)
         if record is None or record.result is None:
             continue
         result = record.result
-        labels = label_string(LABEL_NAMES, target.labels.values())
         head = head_of(labels)
         entry = kept.get(target.id)
         if entry is None or entry[0] is not result or entry[1] is not labels:
             entry = (result, labels, families.per_result_text(labels, head, record))
             kept[target.id] = entry
         extend(families.per_result, entry[2])
-        families.add_dynamic(head, result, now, state.stale_after)
-        disagreement = sync_disagreement(
-            items.get(target.id), result, now, state.stale_after
-        )
+        stale_after = state.stale_after_of(target)
+        families.add_dynamic(head, result, now, stale_after, target.sdk)
+        disagreement = sync_disagreement(items.get(target.id), result, now, stale_after)
         if disagreement is not None:
             families.disagreement.put_flag(head, bool(disagreement))
     if len(kept) > len(state.targets):
@@ -461,6 +465,7 @@ class _ProbeFamilies:
         self.membership = families["ld_store_membership_data_present"]
         self.canary_ok = families["ld_store_canary_ok"]
         self.disagreement = families["ld_store_sync_disagreement"]
+        self.target_info = families["ld_store_target_info"]
         # The families whose samples change only when a new probe result lands.
         self.per_result = families.select(_PROBE_PER_RESULT)
 
@@ -473,12 +478,17 @@ class _ProbeFamilies:
         )
 
     def add_dynamic(
-        self, head: str, result: ProbeResult, now: float, stale_after: float
+        self,
+        head: str,
+        result: ProbeResult,
+        now: float,
+        stale_after: float,
+        sdk: Sdk = Sdk.PYTHON,
     ) -> None:
         """The series computed at scrape time: the store's age and the SDK's status."""
         if result.synchronized_on_ms is not None:
             self.sync_age.put(head, now - result.synchronized_on_ms / 1000.0)
-        available, stale = result.sdk_status(now, stale_after)
+        available, stale = result.sdk_status(now, stale_after, sdk)
         self.available.put_flag(head, available)
         self.stale.put_flag(head, stale)
 

@@ -17,8 +17,10 @@ from enum import Enum
 from typing import Any, Literal
 
 from monitor import __version__
+from monitor.config import Sdk
 from monitor.export.verdict import Disagreement, Verdict, sync_disagreement
 from monitor.launchdarkly.discovery import DiscoveredIntegration
+from monitor.probes.profiles import PROFILE_NOTES
 from monitor.probes.result import (
     CanaryResult,
     ProbeResult,
@@ -106,6 +108,8 @@ class Row:
     on: bool
     address: str | None
     prefix: str | None
+    sdk: Sdk  # whose reading of the store available/stale follow
+    stale_after_seconds: float  # this store's stale threshold
     problem: str | None  # why it cannot be probed
     api: ApiView | None  # None for a static target
     probe: ProbeView | None  # None before its first probe
@@ -227,16 +231,20 @@ def api_view(item: DiscoveredIntegration, now: float) -> ApiView:
 
 
 def probe_view(
-    result: ProbeResult, record: TargetRecord, now: float, stale_after: float
+    result: ProbeResult,
+    record: TargetRecord,
+    now: float,
+    stale_after: float,
+    sdk: Sdk = Sdk.PYTHON,
 ) -> ProbeView:
-    """The probe's view of one result; the failure counters come from `record`."""
-    available, stale = result.sdk_status(now, stale_after)
+    """The probe's view of one result under `sdk`'s rules; counters from `record`."""
+    available, stale = result.sdk_status(now, stale_after, sdk)
     sync = (
         None
         if result.synchronized_on_ms is None
         else result.synchronized_on_ms / 1000.0
     )
-    notes = _notes(result, now)
+    notes = _notes(result, now, sdk)
     if not available:
         verdict = Verdict.UNAVAILABLE
     elif stale:
@@ -276,9 +284,10 @@ def probe_view(
 TLS_NOTE_DAYS = 14
 
 
-def _notes(result: ProbeResult, now: float) -> tuple[Note, ...]:
+def _notes(result: ProbeResult, now: float, sdk: Sdk) -> tuple[Note, ...]:
     """Findings beyond available/stale: failing (wrong now) or degraded (a risk)."""
-    notes = [
+    notes = [Note(Verdict.DEGRADED, PROFILE_NOTES[sdk])] if sdk in PROFILE_NOTES else []
+    notes += [
         Note(Verdict.FAILING, f"canary {canary.name}: {canary.detail}")
         for canary in result.canaries
         if canary.ok is False
@@ -338,12 +347,15 @@ def target_row(
     now: float,
     stale_after: float,
 ) -> Row:
-    """The report row of one target (and its integration, when it has one)."""
+    """The report row of one target (and its integration, when it has one).
+
+    `stale_after`: the target's threshold (`MonitorState.stale_after_of`).
+    """
     api = api_view(item, now) if item is not None else None
     probe = None
     disagreement: Disagreement | Literal[False] | None = None
     if record is not None and record.result is not None:
-        probe = probe_view(record.result, record, now, stale_after)
+        probe = probe_view(record.result, record, now, stale_after, target.sdk)
         disagreement = sync_disagreement(item, record.result, now, stale_after)
     return Row(
         id=target.id,
@@ -355,6 +367,8 @@ def target_row(
         on=target.on,
         address=target.address,
         prefix=target.prefix or None,
+        sdk=target.sdk,
+        stale_after_seconds=stale_after,
         problem=target.problem,
         api=api,
         probe=probe,
@@ -375,7 +389,7 @@ def build_report(state: MonitorState, clock: Callable[[], float] = time.time) ->
             items.get(target.id) if target.source == "api" else None,
             records.get(target.id),
             now,
-            state.stale_after,
+            state.stale_after_of(target),
         )
         for target in state.targets
     ]

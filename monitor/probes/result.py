@@ -1,7 +1,9 @@
-"""What a probe reports, and the SDK rules that turn it into a status.
+"""What a probe reports; the target's SDK profile turns it into a status.
 
 A probe reads a store's metadata the way the SDKs do and records what it
-saw; `sdk_status()` then applies the SDKs' `BigSegmentStoreStatus` rules:
+saw, raw value included; `sdk_status()` then applies the rules of one SDK's
+`BigSegmentStoreStatus` (`monitor/probes/profiles.py`, with the sources).
+For the default profile, `python`:
 
 | store result                          | available | stale |
 |---------------------------------------|-----------|-------|
@@ -10,8 +12,8 @@ saw; `sdk_status()` then applies the SDKs' `BigSegmentStoreStatus` rules:
 | now - synchronizedOn >= stale_after   | true      | true  |
 | otherwise                             | true      | false |
 
-(Python SDK `big_segments.py` / `big_segments_common.is_stale`, Go SDK
-`big_segment_store_wrapper.go`.)
+(python-server-sdk `ldclient/impl/big_segments.py:75-85`,
+`ldclient/impl/big_segments_common.py:29-30`.)
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from monitor.config import ProbeConfig
+from monitor.config import ProbeConfig, Sdk
+from monitor.probes.profiles import RawMetadata, profile_of
+from monitor.probes.profiles import sdk_status as profile_status
 from monitor.targets import Target
 
 
@@ -121,20 +125,32 @@ class ProbeResult:
     table: TableInfo | None = None
     redis: RedisHealth | None = None
     canaries: tuple[CanaryResult, ...] = ()
+    # What the metadata read returned, for the profile to parse; None when
+    # the read failed or never happened.
+    raw: RawMetadata | None = None
 
     @property
     def ok(self) -> bool:
         """True when the probe found nothing wrong with reachability or layout."""
         return self.reason is None
 
-    def sdk_status(self, now: float, stale_after: float) -> tuple[bool, bool]:
-        """(available, stale) as an SDK reading the same store would report now."""
-        if not self.read_ok:
-            return False, False
-        if self.synchronized_on_ms is None:
-            return True, True
-        return True, int(now * 1000) - self.synchronized_on_ms >= int(
-            stale_after * 1000
+    def sdk_status(
+        self,
+        now: float,
+        stale_after: float,
+        sdk: Sdk = Sdk.PYTHON,
+        *,
+        last_stale: bool = False,
+    ) -> tuple[bool, bool]:
+        """(available, stale) as SDK `sdk` reading the same store would report now."""
+        return profile_status(
+            profile_of(sdk),
+            read_ok=self.read_ok,
+            synchronized_on_ms=self.synchronized_on_ms,
+            raw=self.raw,
+            now=now,
+            stale_after=stale_after,
+            last_stale=last_stale,
         )
 
 

@@ -41,6 +41,10 @@ class MonitorState:
         """The stale threshold in force (`probe.stale_after`)."""
         return self.config.probe.stale_after
 
+    def stale_after_of(self, target: Target) -> float:
+        """The stale threshold of one target (its own, else `probe.stale_after`)."""
+        return self.stale_after if target.stale_after is None else target.stale_after
+
     def loop(self, name: str) -> LoopHealth:
         """The heartbeat record of loop `name`, created on first use."""
         return self.loops.setdefault(name, LoopHealth(name))

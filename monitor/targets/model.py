@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from monitor.config import TlsConfig
+from monitor.config import Sdk, TlsConfig
 from monitor.store_keys import segment_ref
 
 
@@ -120,6 +120,11 @@ class Target:
     problem: str | None = None
     on: bool = True
     canaries: tuple[CanaryCheck, ...] = ()
+    # Whose reading of the store the status follows, and its stale threshold
+    # (resolved: the store's own setting, the profile's default, probe.stale_after;
+    # None only on a target built by hand: probe.stale_after).
+    sdk: Sdk = Sdk.PYTHON
+    stale_after: float | None = None
 
     @property
     def kind(self) -> str:

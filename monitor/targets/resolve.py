@@ -19,6 +19,7 @@ from monitor.config import (
     DynamoDBTarget,
     RedisCredential,
     RedisTarget,
+    Sdk,
     TlsConfig,
     split_host_port,
 )
@@ -112,6 +113,7 @@ def integration_target(item: DiscoveredIntegration, config: Config) -> Target:
         problem = "waiting for the integration's configuration from the API"
     if prefix is None and problem is None:
         problem = "the environment's client-side ID (the key prefix) is not known yet"
+    sdk, stale_after = sdk_settings(config, credential)
     return Target(
         id=integration.id,
         source="api",
@@ -121,7 +123,29 @@ def integration_target(item: DiscoveredIntegration, config: Config) -> Target:
         endpoint=endpoint,
         problem=problem,
         on=integration.on,
+        sdk=sdk,
+        stale_after=stale_after,
     )
+
+
+def sdk_settings(
+    config: Config,
+    credential: Credential | None,
+    static: RedisTarget | DynamoDBTarget | None = None,
+) -> tuple[Sdk, float]:
+    """The SDK profile and stale threshold of one store.
+
+    A static target's own setting first, then the first matching credential
+    entry's, then `probe.sdk`; the threshold likewise, then the profile's own
+    default (Relay's 5 minutes), then `probe.stale_after`.
+    """
+    sources = [s for s in (static, credential) if s is not None]
+    sdk = next((s.sdk for s in sources if s.sdk is not None), config.probe.sdk)
+    stale_after = next(
+        (s.stale_after for s in sources if s.stale_after is not None),
+        sdk.default_stale_after,
+    )
+    return sdk, config.probe.stale_after if stale_after is None else stale_after
 
 
 def static_redis_target(target: RedisTarget) -> Target:
@@ -231,11 +255,16 @@ def resolve_targets(
     """Every target (discovered, then static), each with its canaries."""
     targets = [integration_target(item, config) for item in integrations]
     for static in config.targets:
-        targets.append(
+        target = (
             static_redis_target(static)
             if isinstance(static, RedisTarget)
             else static_dynamodb_target(static)
         )
+        credential = config.credential_for(
+            static.name, static.project, static.environment
+        )
+        sdk, stale_after = sdk_settings(config, credential, static)
+        targets.append(replace(target, sdk=sdk, stale_after=stale_after))
     if config.canaries:
         known = segments or {}
         targets = [

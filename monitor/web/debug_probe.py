@@ -92,7 +92,13 @@ class DebugProber:
             result = await runner.probe(target)
         # The failure counters are the scheduled rounds': this probe is not one.
         record = self._state.records.get(target.id) or TargetRecord()
-        view = probe_view(result, record, time.time(), self._state.stale_after)
+        view = probe_view(
+            result,
+            record,
+            time.time(),
+            self._state.stale_after_of(target),
+            target.sdk,
+        )
         return DebugReply(
             200,
             {

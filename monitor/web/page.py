@@ -215,12 +215,15 @@ def _search_text(row: Row, now: float) -> str:
     return " ".join(p or "" for p in parts).lower()
 
 
-def _row(row: Row, now: float, stale_after: float) -> str:
+def _row(row: Row, now: float) -> str:
     verdict = row.verdict
     kind = row.integration
     prefix = row.prefix
-    store = f'<code class="addr">{_text(row.address)}</code>' + (
-        f' <span class="prefix">prefix {escape(prefix)}</span>' if prefix else ""
+    store = (
+        f'<code class="addr">{_text(row.address)}</code>'
+        + (f' <span class="prefix">prefix {escape(prefix)}</span>' if prefix else "")
+        + f' <span class="sdk" title="SDK profile: whose reading of the store the '
+        f'status follows">sdk {escape(row.sdk)}</span>'
     )
     return (
         f'<tr class="r-{escape(verdict)}" data-verdict="{escape(verdict)}" '
@@ -236,7 +239,7 @@ def _row(row: Row, now: float, stale_after: float) -> str:
         f'<div class="sub">{store}</div></th>'
         f'<td class="c-launchdarkly">{_api_cell(row)}</td>'
         f'<td class="c-probe">{_probe_cell(row)}</td>'
-        f'<td class="c-age">{_age_cell(row, stale_after)}</td>'
+        f'<td class="c-age">{_age_cell(row, row.stale_after_seconds)}</td>'
         f'<td class="c-error">{_error_cell(row, now)}</td></tr>'
     )
 
@@ -354,12 +357,11 @@ _PROBLEMS = " ".join(v for v in Verdict if v.is_problem)
 def render_page(report: Report, *, now: float, version: str) -> str:
     """Render the (redacted) report as a self-contained, self-refreshing HTML page."""
     rows = report.targets
-    stale_after = report.stale_after_seconds
     cols = "".join(f'<col class="w-{key}">' for key, _ in COLUMNS)
     heads = "".join(
         f'<th scope="col" class="c-{key}">{label}</th>' for key, label in COLUMNS
     )
-    body = "".join(_row(r, now, stale_after) for r in rows) or (
+    body = "".join(_row(r, now) for r in rows) or (
         f'<tr class="empty"><td colspan="{len(COLUMNS)}">No integrations or static '
         "targets yet: discovery may still be running.</td></tr>"
     )

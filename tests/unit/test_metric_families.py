@@ -84,6 +84,7 @@ CONTRACT = {
     "ld_store_dynamodb_item_count": "gauge",
     "ld_store_membership_data_present": "gauge",
     "ld_store_canary_ok": "gauge",
+    "ld_store_target_info": "gauge",
     "ld_store_sync_disagreement": "gauge",
     "ld_store_stale_after_seconds": "gauge",
     "ld_store_build_info": "gauge",

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from monitor.config import Sdk
 from monitor.export.humanize import format_age
 from monitor.export.report import (
     ApiErrorView,
@@ -113,6 +114,8 @@ def row(name: str, verdict: Verdict) -> Row:
         on=True,
         address="redis-1.internal:6379",
         prefix="64f1a2b3c4d5e6f708192a3b",
+        sdk=Sdk.PYTHON,
+        stale_after_seconds=120.0,
         problem=None,
         api=API,
         probe=PROBE,

@@ -204,7 +204,8 @@ def test_status_json_has_the_public_keys_in_order() -> None:
     rows = {row["id"]: row for row in data["targets"]}
     assert list(rows["i-ddb"]) == [
         "id", "source", "project", "environment", "integration", "name", "on",
-        "address", "prefix", "problem", "api", "probe", "disagreement", "verdict",
+        "address", "prefix", "sdk", "stale_after_seconds", "problem", "api", "probe",
+        "disagreement", "verdict",
     ]  # fmt: skip
     assert list(rows["i-ddb"]["api"]) == [
         "available", "potentially_stale", "last_sync", "last_sync_age_seconds",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from monitor.config import TlsConfig, parse_config
+import pytest
+
+from monitor.config import ConfigError, Sdk, TlsConfig, parse_config
 from monitor.launchdarkly.discovery import DiscoveredIntegration
 from monitor.launchdarkly.models import (
     ApiStatus,
@@ -236,3 +238,90 @@ def test_static_targets_from_urls() -> None:
     assert endpoint.password.get_secret_value() == "relay-pw"
     assert ddb_target.prefix == ""
     assert ddb_target.endpoint == DynamoDBEndpoint(table="tbl", region="us-west-2")
+
+
+# -- SDK profile and stale threshold per store ---------------------------------
+
+
+def test_sdk_and_stale_after_default_to_the_probe_settings() -> None:
+    """Nothing set: probe.sdk (python) and probe.stale_after, on the target."""
+    [target] = resolve({"probe": {"stale_after": "90s"}}, redis_item())
+    assert (target.sdk, target.stale_after) == (Sdk.PYTHON, 90.0)
+
+
+def test_probe_sdk_applies_to_every_store() -> None:
+    """probe.sdk is the global default."""
+    [target] = resolve({"probe": {"sdk": "go"}}, redis_item())
+    assert (target.sdk, target.stale_after) == (Sdk.GO, 120.0)
+
+
+def test_the_first_matching_credential_entry_sets_sdk_and_stale_after() -> None:
+    """First match wins, as for the other credential settings."""
+    raw = {
+        "probe": {"sdk": "go", "stale_after": "90s"},
+        "credentials": [
+            {"match": {"integration_id": "id1"}, "sdk": "node", "stale_after": "1m"},
+            {"match": {"project": "*"}, "sdk": "java", "stale_after": "3m"},
+        ],
+    }
+    first, second = resolve(raw, redis_item("id1"), redis_item("id2"))
+    assert (first.sdk, first.stale_after) == (Sdk.NODE, 60.0)
+    assert (second.sdk, second.stale_after) == (Sdk.JAVA, 180.0)
+
+
+def test_a_credential_entry_without_sdk_leaves_the_global_one() -> None:
+    """An entry that sets only stale_after keeps probe.sdk; one that sets only sdk
+    keeps probe.stale_after."""
+    raw = {
+        "probe": {"sdk": "dotnet", "stale_after": "90s"},
+        "credentials": [{"match": {"integration_id": "id1"}, "stale_after": "1m"}],
+    }
+    [target] = resolve(raw, redis_item("id1"))
+    assert (target.sdk, target.stale_after) == (Sdk.DOTNET, 60.0)
+
+
+def test_relay_brings_its_own_threshold_unless_the_store_sets_one() -> None:
+    """relay: 5 minutes over probe.stale_after; a store's own stale_after wins."""
+    raw = {
+        "probe": {"stale_after": "90s"},
+        "credentials": [
+            {"match": {"integration_id": "id1"}, "sdk": "relay"},
+            {"match": {"integration_id": "id2"}, "sdk": "relay", "stale_after": "1m"},
+        ],
+    }
+    first, second = resolve(raw, redis_item("id1"), redis_item("id2"))
+    assert (first.sdk, first.stale_after) == (Sdk.RELAY, 300.0)
+    assert (second.sdk, second.stale_after) == (Sdk.RELAY, 60.0)
+    [relay] = resolve({"probe": {"sdk": "relay", "stale_after": "90s"}}, redis_item())
+    assert relay.stale_after == 300.0
+
+
+def test_a_static_target_sets_its_own_then_a_credential_entry_then_probe() -> None:
+    """A static target's sdk/stale_after first, then a matching entry, then probe.*."""
+    raw = {
+        "probe": {"sdk": "go"},
+        "credentials": [
+            {"match": {"integration_id": "relay"}, "sdk": "node", "stale_after": "1m"}
+        ],
+        "targets": [
+            {"kind": "redis", "name": "relay", "url": "redis://r:6379", "sdk": "relay"},
+            {"kind": "redis", "name": "other", "url": "redis://r:6379"},
+            {
+                "kind": "dynamodb",
+                "name": "ddb",
+                "table": "tbl",
+                "region": "us-east-1",
+                "stale_after": "4m",
+            },
+        ],
+    }
+    relay, other, ddb = resolve(raw)
+    assert (relay.sdk, relay.stale_after) == (Sdk.RELAY, 60.0)
+    assert (other.sdk, other.stale_after) == (Sdk.GO, 120.0)
+    assert (ddb.sdk, ddb.stale_after) == (Sdk.GO, 240.0)
+
+
+def test_an_unknown_sdk_is_refused() -> None:
+    """The closed set of profiles: a typo is a config error, not the default."""
+    with pytest.raises(ConfigError, match="sdk"):
+        parse_config({"probe": {"sdk": "nodejs"}}, ENV)

@@ -34,6 +34,7 @@ from monitor.config import ProbeConfig
 from monitor.probes.dynamodb.clients import AwsClients, ClientKey, client_config
 from monitor.probes.dynamodb.failures import classify
 from monitor.probes.dynamodb.table import check_canaries, query_membership
+from monitor.probes.profiles import RawMetadata
 from monitor.probes.refresh import EveryInterval
 from monitor.probes.result import CanaryResult, ProbeResult, Reason, Recorder, TableInfo
 from monitor.store_keys import (
@@ -114,6 +115,7 @@ class _Findings:
     schema_ok: bool | None = None
     synchronized_on_ms: int | None = None
     table: TableInfo | None = None
+    raw: RawMetadata | None = None  # the metadata read, for the SDK profile
     unreachable: bool = False  # a call got no HTTP answer at all
     problems: list[tuple[Reason, str]] = field(default_factory=list)
 
@@ -321,6 +323,7 @@ class DynamoDBProbe:
         found.read_ok = True
         item = response.get("Item")
         attribute = None if item is None else item.get(DYNAMODB_SYNC_ATTRIBUTE)
+        found.raw = _raw(attribute)
         if item is None:
             recorder.end(detail=f"GetItem: no item {key} (never synchronized)")
             return
@@ -368,4 +371,13 @@ class DynamoDBProbe:
             phases=tuple(recorder.phases.items()),
             steps=tuple(recorder.steps),
             table=found.table,
+            raw=found.raw,
         )
+
+
+def _raw(attribute: dict[str, Any] | None) -> RawMetadata:
+    """The `synchronizedOn` attribute as read: its type and its text."""
+    if not attribute:
+        return RawMetadata("dynamodb", None)
+    kind, value = next(iter(attribute.items()))
+    return RawMetadata("dynamodb", str(value), kind)

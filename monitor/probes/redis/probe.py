@@ -20,6 +20,7 @@ import structlog
 
 from monitor.config import ProbeConfig
 from monitor.probes.failures import causes, classify_transport
+from monitor.probes.profiles import RawMetadata
 from monitor.probes.redis.info import (
     canary_commands,
     canary_results,
@@ -292,6 +293,7 @@ class RedisProbe:
         read_ok = True
         schema_ok: bool | None = True
         synchronized_on: int | None = None
+        raw: RawMetadata | None = None
         denied = next(
             (
                 r
@@ -318,6 +320,12 @@ class RedisProbe:
                 )
             else:
                 reason, error = Reason.OTHER, f"GET {key} failed: {value}"
+        if read_ok and (value is None or isinstance(value, bytes)):
+            # Kept for the target's SDK profile, which may parse it otherwise.
+            raw = RawMetadata(
+                "redis",
+                None if value is None else value.decode("utf-8", "surrogateescape"),
+            )
         if read_ok and isinstance(value, bytes):
             try:
                 # int() exactly as the Python SDK parses it.
@@ -342,4 +350,5 @@ class RedisProbe:
             redis=cached.info if cached else None,
             membership_present=cached.membership if cached else None,
             canaries=canaries,
+            raw=raw,
         )

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from devtools.servers.redis_server import RedisServer, RedisTls
 from devtools.servers.tls import TlsCertSet
-from monitor.config import ProbeConfig, TlsConfig
+from monitor.config import ProbeConfig, Sdk, TlsConfig
 from monitor.probes.redis.probe import RedisProbe
 from monitor.probes.result import ProbeResult
 from monitor.probes.runner import ProbeRunner
@@ -23,7 +23,11 @@ from tests.support.clock import now_ms
 from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
 from tests.support.plugin import REDIS_PASSWORD, AclRedis, MakeRedis
 from tests.support.scrape import Scrape, assert_status
-from tests.support.sdk import sdk_store_status
+from tests.support.sdk import (
+    async_sdk_store_status,
+    has_async_redis_big_segment_store,
+    sdk_store_status,
+)
 from tests.support.state import state_of
 from tests.support.targets import static_target
 
@@ -399,6 +403,16 @@ def sdk_status(url: str, prefix: str) -> tuple[bool, bool]:
     return sdk_store_status(store, STALE_AFTER)
 
 
+async def async_sdk_status(url: str, prefix: str) -> tuple[bool, bool]:
+    """(available, stale) as the asyncio Python SDK's big segment manager reports it."""
+    from ldclient.integrations import Redis  # noqa: PLC0415 -- test-only dependency
+
+    store = Redis.async_big_segment_store(
+        url=url, prefix=prefix, redis_opts={"socket_timeout": 2}
+    )
+    return await async_sdk_store_status(store, STALE_AFTER)
+
+
 STATES: dict[str, Callable[[Any], Any] | None] = {
     "fresh": lambda c: c.set(KEY, str(now_ms() - 5_000)),
     "stale": lambda c: c.set(KEY, str(now_ms() - 600_000)),
@@ -407,14 +421,36 @@ STATES: dict[str, Callable[[Any], Any] | None] = {
     "non_numeric": lambda c: c.set(KEY, "12abc"),
     "future": lambda c: c.set(KEY, str(now_ms() + 86_400_000)),
     "unreachable": None,
+    "empty": lambda c: c.set(KEY, ""),
+    "decimal": lambda c: c.set(KEY, "1.5"),
+    "leading_space": lambda c: c.set(KEY, " 1"),
+    "negative": lambda c: c.set(KEY, "-5"),
+    "fresh_leading_space": lambda c: c.set(KEY, f" {now_ms() - 5_000}"),
+    "fresh_underscore": lambda c: c.set(KEY, f"{now_ms() - 5_000:_}"),
 }
 
+# The SDKs the cross-check runs here: each profile against the SDK it names.
+SDKS = [
+    pytest.param(Sdk.PYTHON, id="python"),
+    pytest.param(
+        Sdk.PYTHON_ASYNC,
+        id="python-async",
+        marks=pytest.mark.skipif(
+            not has_async_redis_big_segment_store(),
+            reason="the installed launchdarkly-server-sdk has no asyncio Redis "
+            "big segment store (added in 9.16)",
+        ),
+    ),
+]
 
+
+@pytest.mark.parametrize("sdk", SDKS)
 @pytest.mark.parametrize("state", list(STATES))
 async def test_monitor_agrees_with_the_sdk(
-    state: str, store: Store, closed_port: int
+    state: str, sdk: Sdk, store: Store, closed_port: int
 ) -> None:
-    """For each store state, the monitor's available/stale equal the SDK's own status."""
+    """For each store state, the monitor's available/stale under profile `sdk`
+    equal that SDK's own status."""
     setup = STATES[state]
     if setup is None:
         endpoint = RedisEndpoint(host="127.0.0.1", port=closed_port)
@@ -422,7 +458,10 @@ async def test_monitor_agrees_with_the_sdk(
         write(store.server, setup)
         endpoint = store.endpoint()
     result, _ = await probe(endpoint)
-    monitor = result.sdk_status(time.time(), STALE_AFTER)
+    monitor = result.sdk_status(time.time(), STALE_AFTER, sdk)
     url = store.url() if setup is not None else f"redis://127.0.0.1:{closed_port}/0"
-    sdk = sdk_status(url, PREFIX)
-    assert monitor == sdk
+    if sdk is Sdk.PYTHON_ASYNC:
+        reported = await async_sdk_status(url, PREFIX)
+    else:
+        reported = sdk_status(url, PREFIX)
+    assert monitor == reported

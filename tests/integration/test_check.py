@@ -103,6 +103,8 @@ async def test_healthy_store_exits_0_with_a_readable_table(
     assert code == 0, err
     header, row = out.splitlines()[:2]
     assert header.split()[:4] == ["PROJECT", "ENVIRONMENT", "KIND", "NAME"]
+    assert "SDK" in header.split()
+    assert " python " in row  # the default profile
     assert "web" in row
     assert redis_plain.address in row
     assert "healthy" in row

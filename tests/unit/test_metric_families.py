@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from prometheus_client.openmetrics.parser import (
 )
 
 from monitor import __version__
-from monitor.config import Config, ProbeConfig
+from monitor.config import Config, ProbeConfig, Sdk
 from monitor.export.metrics import FAMILIES, ScrapeCache, render_metrics
 from monitor.launchdarkly.counters import ApiCounters
 from monitor.launchdarkly.discovery import DiscoveredIntegration, DiscoveryView
@@ -379,3 +380,19 @@ def test_docs_list_exactly_the_families() -> None:
     """docs/metrics.md's tables name every family, with its type, and nothing else."""
     documented = documented_families(METRICS_DOC.read_text("utf-8"))
     assert documented == {spec.sample_name: spec.kind for spec in FAMILIES}
+
+
+def test_target_info_names_each_targets_sdk_and_status_follows_it() -> None:
+    """ld_store_target_info carries `sdk`; available/stale follow that profile."""
+    state = rich_state()
+    state.targets = tuple(
+        replace(t, sdk=Sdk.PHP) if t.id == "broken" else t for t in state.targets
+    )
+    text = rendered(state, openmetrics=False)
+    head = 'project="web",environment="prod",integration="dynamodb",integration_id="broken"'
+    assert f'ld_store_target_info{{{head},sdk="php"}} 1.0' in text
+    assert 'integration_id="healthy",sdk="python"} 1.0' in text
+    assert "sdk=" not in family_texts(text)["ld_store_available"]
+    # The broken table's read failed: Python says unavailable, PHP swallows it.
+    assert f"ld_store_available{{{head}}} 1.0" in text
+    assert f"ld_store_stale{{{head}}} 1.0" in text

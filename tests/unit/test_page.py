@@ -499,3 +499,16 @@ def test_format_age_picks_a_unit_a_person_reads(
 ) -> None:
     """Seconds under 2 minutes, minutes under 2 hours, hours under 2 days, then days."""
     assert format_age(seconds) == expected
+
+
+def test_each_row_names_its_sdk_profile_and_ages_by_its_threshold() -> None:
+    """The store cell says whose rules apply; "late" follows the row's own threshold."""
+    fresh = ROWS[1]  # 6 s old: not late under 120 s
+    node = replace(fresh, sdk=Sdk.NODE, stale_after_seconds=1.0)
+    html = render([fresh, node])
+    assert '<span class="sdk"' in html
+    assert "sdk python" in html
+    assert "sdk node" in html
+    ages = re.findall(r'<td class="c-age">(.*?)</td>', html)
+    assert "late" not in ages[0]
+    assert "late" in ages[1]

@@ -19,7 +19,7 @@ from unittest import mock
 
 import pytest
 
-from monitor.config import Config
+from monitor.config import Config, Sdk
 from monitor.export.report import Report, Row, build_report
 from monitor.export.verdict import Disagreement, Verdict
 from monitor.launchdarkly.counters import ApiCounters
@@ -333,3 +333,45 @@ async def test_debug_probe_result_is_the_status_probe_view_plus_ok_and_steps() -
         {"step": "read", "seconds": 0.0009, "ok": True, "detail": "ok"},
     ]
     assert reply.body["target"]["id"] == "i-redis"
+
+
+def test_a_row_follows_its_targets_sdk_and_threshold() -> None:
+    """Each row is judged by its target's profile and stale_after, and says which."""
+    state = known_state()
+    static = next(t for t in state.targets if t.id == "relay")
+    targets = tuple(
+        replace(t, sdk=Sdk.RELAY, stale_after=20.0) if t is static else t
+        for t in state.targets
+    )
+    state.targets = targets
+    report = build_report(state, clock=lambda: NOW)
+    relay = row_of(report, "relay")
+    assert (relay.sdk, relay.stale_after_seconds) == (Sdk.RELAY, 20.0)
+    assert relay.probe is not None
+    assert relay.probe.stale
+    other = row_of(report, "i-redis")
+    assert (other.sdk, other.stale_after_seconds) == (Sdk.PYTHON, 120.0)
+    assert report.to_json()["targets"][-1]["sdk"] in {s.value for s in Sdk}
+
+
+def test_a_php_row_says_php_cannot_see_the_outage() -> None:
+    """PHP swallows errors and is never stale: the row reproduces it and says so."""
+    state = known_state()
+    state.targets = tuple(
+        replace(t, sdk=Sdk.PHP) if t.id in {"i-down", "i-redis"} else t
+        for t in state.targets
+    )
+    report = build_report(state, clock=lambda: NOW)
+    down = row_of(report, "i-down").probe
+    stale = row_of(report, "i-redis").probe
+    assert down is not None
+    assert stale is not None
+    assert (down.available, down.stale) == (True, True)  # PHP swallows the error
+    assert (stale.available, stale.stale) == (True, False)  # s against ms
+    for view in (down, stale):
+        assert any(
+            n.severity is Verdict.DEGRADED and "PHP SDK cannot see" in n.text
+            for n in view.notes
+        )
+    assert not any("PHP" in n.text for r in report.targets if r.sdk is not Sdk.PHP
+                   for n in (r.probe.notes if r.probe else ()))  # fmt: skip

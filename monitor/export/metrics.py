@@ -150,7 +150,12 @@ FAMILIES: tuple[FamilySpec, ...] = (
                f"Redis version and eviction policy. {_HEALTH}",
                "probe", "per_result"),
     FamilySpec("ld_store_dynamodb_table_info", "gauge",
-               "DynamoDB table status and billing mode (DescribeTable, cached).",
+               "DynamoDB table billing mode (DescribeTable, cached).",
+               "probe", "per_result"),
+    FamilySpec("ld_store_dynamodb_table_readable", "gauge",
+               "1 if the DynamoDB table's status (label table_status, from "
+               "DescribeTable) serves reads (ACTIVE, UPDATING), 0 if reads fail "
+               "(CREATING, DELETING, ...).",
                "probe", "per_result"),
     FamilySpec("ld_store_dynamodb_item_count", "gauge",
                "DescribeTable's approximate item count (~6 h old).",
@@ -461,6 +466,7 @@ class _ProbeFamilies:
         self.persistence = families["ld_store_redis_persistence_enabled"]
         self.redis_info = families["ld_store_redis_info"]
         self.table_info = families["ld_store_dynamodb_table_info"]
+        self.table_readable = families["ld_store_dynamodb_table_readable"]
         self.item_count = families["ld_store_dynamodb_item_count"]
         self.membership = families["ld_store_membership_data_present"]
         self.canary_ok = families["ld_store_canary_ok"]
@@ -530,7 +536,12 @@ class _ProbeFamilies:
             self.table_info.add(
                 labels,
                 1.0,
-                f'table_status="{escape(table.table_status)}",billing_mode="{escape(table.billing_mode)}"',
+                f'billing_mode="{escape(table.billing_mode)}"',
+            )
+            self.table_readable.add(
+                labels,
+                _flag(table.readable),
+                f'table_status="{escape(table.table_status)}"',
             )
             if table.item_count is not None:
                 self.item_count.put(head, float(table.item_count))

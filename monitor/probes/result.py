@@ -68,6 +68,14 @@ class Step:
     detail: str | None = None
 
 
+# TableStatus values in which a table serves GetItem and Query: `UPDATING`
+# (capacity, index or stream changes) "remains available for data operations"
+# (AWS). CREATING, DELETING, ARCHIVING, ARCHIVED and
+# INACCESSIBLE_ENCRYPTION_CREDENTIALS fail reads; the SDKs never call
+# DescribeTable, only reads matter to them.
+READABLE_TABLE_STATUSES = frozenset({"ACTIVE", "UPDATING"})
+
+
 @dataclass(frozen=True, slots=True)
 class TableInfo:
     """What DescribeTable says of a DynamoDB table, worth a dashboard."""
@@ -75,6 +83,11 @@ class TableInfo:
     table_status: str
     billing_mode: str
     item_count: int | None
+
+    @property
+    def readable(self) -> bool:
+        """The table's status lets the SDKs read it (ACTIVE or UPDATING)."""
+        return self.table_status in READABLE_TABLE_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from importlib import resources
 from monitor.export.humanize import format_age
 from monitor.export.report import ApiErrorView, Report, Row
 from monitor.export.verdict import Disagreement, Verdict
+from monitor.probes.result import TableInfo
 
 REFRESH_SECONDS = 15
 SHOWN_ERRORS = 3  # per row; the title attribute and /status hold the rest
@@ -110,10 +111,20 @@ def _probe_cell(row: Row) -> str:
     return _word(probe.verdict) + _details(
         *state,
         "schema mismatch" if probe.schema_ok is False else None,
+        _table_status(probe.table),
         f"reason: {probe.reason}" if probe.reason else None,
         f"{failures} failures in a row" if failures > 1 else None,
         f"retry in {format_age(backoff)}" if failures and backoff else None,
     )
+
+
+def _table_status(table: TableInfo | None) -> str | None:
+    """A DynamoDB table's status when it is not ACTIVE: UPDATING still serves reads."""
+    if table is None or table.table_status == "ACTIVE":
+        return None
+    if table.readable:
+        return f"table {table.table_status} (serves reads)"
+    return f"table {table.table_status} (reads fail)"
 
 
 def _never(why: str) -> str:

@@ -127,13 +127,10 @@ async def test_fresh_table_is_up_available_and_not_stale(table: str) -> None:
     assert age is not None
     assert 9 <= age < 30
     assert (
-        values.value(
-            "ld_store_dynamodb_table_info",
-            table_status="ACTIVE",
-            billing_mode="PAY_PER_REQUEST",
-        )
+        values.value("ld_store_dynamodb_table_info", billing_mode="PAY_PER_REQUEST")
         == 1
     )
+    assert values.value("ld_store_dynamodb_table_readable", table_status="ACTIVE") == 1
     assert values.value("ld_store_dynamodb_item_count") == 1
     assert {phase for phase, _ in result.phases} == {"connect", "read"}
     assert values.value("ld_store_probe_last_success_timestamp_seconds") is not None
@@ -273,14 +270,8 @@ async def test_swapped_key_roles_are_a_schema_failure_even_when_reads_work(
     assert result.reason == "schema"
     assert values.value("ld_store_probe_schema_ok") == 0
     assert_status(values, up=1, available=1, stale=0)
-    assert (
-        values.value(
-            "ld_store_dynamodb_table_info",
-            table_status="ACTIVE",
-            billing_mode="PROVISIONED",
-        )
-        == 1
-    )
+    assert values.value("ld_store_dynamodb_table_info", billing_mode="PROVISIONED") == 1
+    assert values.value("ld_store_dynamodb_table_readable", table_status="ACTIVE") == 1
 
 
 async def test_missing_table_is_not_found_and_up(moto: MotoServer) -> None:
@@ -293,31 +284,47 @@ async def test_missing_table_is_not_found_and_up(moto: MotoServer) -> None:
     assert result.table is None
 
 
-async def test_table_not_active_is_a_schema_failure(
-    table: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """TableStatus UPDATING: schema 0, reason schema; available/stale follow the read."""
-    put_metadata(table, TABLE, PREFIX, now_ms())
-    # moto always reports ACTIVE: make its DescribeTable say UPDATING.
+def describe_as(monkeypatch: pytest.MonkeyPatch, status: str) -> None:
+    """Make moto's DescribeTable report `status` (moto always says ACTIVE)."""
     original = Table.describe
 
     def describe(self: Table, base_key: str = "TableDescription") -> dict[str, Any]:
         results = original(self, base_key)
-        results[base_key]["TableStatus"] = "UPDATING"
+        results[base_key]["TableStatus"] = status
         return results
 
     monkeypatch.setattr(Table, "describe", describe)
+
+
+async def test_an_updating_table_serves_reads_and_is_no_failure(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TableStatus UPDATING still serves reads: no reason, schema ok, readable 1."""
+    put_metadata(table, TABLE, PREFIX, now_ms())
+    describe_as(monkeypatch, "UPDATING")
     result, values = await probe_once(endpoint_of(table))
-    assert result.reason == "schema"
-    assert values.value("ld_store_probe_schema_ok") == 0
+    assert result.reason is None
+    assert result.error is None
+    assert values.value("ld_store_probe_schema_ok") == 1
     assert_status(values, up=1, available=1, stale=0)
     assert (
-        values.value(
-            "ld_store_dynamodb_table_info",
-            table_status="UPDATING",
-            billing_mode="PAY_PER_REQUEST",
-        )
-        == 1
+        values.value("ld_store_dynamodb_table_readable", table_status="UPDATING") == 1
+    )
+
+
+async def test_a_creating_table_is_a_schema_failure(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TableStatus CREATING fails reads: schema 0, reason schema, readable 0."""
+    put_metadata(table, TABLE, PREFIX, now_ms())
+    describe_as(monkeypatch, "CREATING")
+    result, values = await probe_once(endpoint_of(table))
+    assert result.reason == "schema"
+    assert result.error is not None
+    assert "CREATING" in result.error
+    assert values.value("ld_store_probe_schema_ok") == 0
+    assert (
+        values.value("ld_store_dynamodb_table_readable", table_status="CREATING") == 0
     )
 
 

@@ -82,6 +82,7 @@ CONTRACT = {
     "ld_store_redis_persistence_enabled": "gauge",
     "ld_store_redis_info": "gauge",
     "ld_store_dynamodb_table_info": "gauge",
+    "ld_store_dynamodb_table_readable": "gauge",
     "ld_store_dynamodb_item_count": "gauge",
     "ld_store_membership_data_present": "gauge",
     "ld_store_canary_ok": "gauge",

@@ -22,7 +22,7 @@ from monitor.export.report import (
     Row,
 )
 from monitor.export.verdict import Disagreement, Verdict
-from monitor.probes.result import Reason
+from monitor.probes.result import Reason, TableInfo
 from monitor.web.page import REFRESH_SECONDS, render_page
 
 NOW = 1_800_000_000.0
@@ -268,6 +268,43 @@ def test_failing_row_shows_probe_reason_and_whole_error_text() -> None:
     assert f"</span> {long_error}</p>" in html
     assert f'title="store, other: {long_error}"' in html
     assert "reason: other" in html
+
+
+def test_an_updating_table_is_shown_as_such_and_not_as_a_failure() -> None:
+    """UPDATING still serves reads: the row stays healthy and says so; CREATING fails."""
+    updating = replace(
+        row("Web production DynamoDB", Verdict.HEALTHY),
+        integration="dynamodb",
+        probe=replace(PROBE, table=TableInfo("UPDATING", "PAY_PER_REQUEST", 3)),
+    )
+    creating = replace(
+        row("Web staging DynamoDB", Verdict.FAILING),
+        id="creating",
+        integration="dynamodb",
+        probe=replace(
+            PROBE,
+            schema_ok=False,
+            reason=Reason.SCHEMA,
+            error="table status is CREATING",
+            table=TableInfo("CREATING", "PAY_PER_REQUEST", None),
+            verdict=Verdict.FAILING,
+        ),
+    )
+    active = replace(
+        row("Web test DynamoDB", Verdict.HEALTHY),
+        id="active",
+        integration="dynamodb",
+        probe=replace(PROBE, table=TableInfo("ACTIVE", "PAY_PER_REQUEST", 3)),
+    )
+    html = render([updating, creating, active])
+    cells = re.findall(r'<td class="c-probe">(.*?)</td>', html)
+    assert len(cells) == 3
+    assert "table UPDATING (serves reads)" in cells[0]
+    assert "schema mismatch" not in cells[0]
+    assert "reason" not in cells[0]
+    assert "table CREATING (reads fail)" in cells[1]
+    assert "table" not in cells[2]
+    assert parse(html).badges == [Verdict.HEALTHY, Verdict.FAILING, Verdict.HEALTHY]
 
 
 def test_launchdarkly_errors_are_labelled_with_status_and_age() -> None:

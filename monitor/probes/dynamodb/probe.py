@@ -1,7 +1,8 @@
 """DynamoDB probe: the metadata read an SDK does, plus the table checks it relies on.
 
 Per probe: `DescribeTable` (cached between rounds, see below) checks that the
-table is `ACTIVE` with `namespace` (S, HASH) and `key` (S, RANGE); then
+table serves reads (`ACTIVE`, or `UPDATING`, which AWS keeps "available for
+data operations") with `namespace` (S, HASH) and `key` (S, RANGE); then
 `GetItem` of the metadata item (namespace = key = `{prefix}:big_segments_metadata`,
 consistent read, as the Go SDK does) reads `synchronizedOn` and applies the
 Python SDK's `get_metadata` to it. Only `DescribeTable`, `GetItem` and, for a
@@ -86,8 +87,11 @@ def check_table(table: dict[str, Any]) -> tuple[TableInfo, list[str]]:
         item_count=table.get("ItemCount"),
     )
     problems: list[str] = []
-    if info.table_status != "ACTIVE":
-        problems.append(f"table status is {info.table_status}; the SDKs need ACTIVE")
+    if not info.readable:
+        problems.append(
+            f"table status is {info.table_status}; reads fail until it is ACTIVE "
+            "(or UPDATING, which still serves them)"
+        )
     schema = {k["AttributeName"]: k["KeyType"] for k in table.get("KeySchema", [])}
     expected = {DYNAMODB_PARTITION_KEY: "HASH", DYNAMODB_SORT_KEY: "RANGE"}
     if schema != expected:
@@ -227,8 +231,10 @@ class DynamoDBProbe:
                     client, endpoint.table, target.prefix, target.canaries
                 )
                 recorder.end()
-        if found.problems:
-            self._tables.pop(table_key, None)  # look at the table afresh next time
+        if found.problems or (found.table and found.table.table_status != "ACTIVE"):
+            # Look at the table afresh next time: a problem, or a status in
+            # transition (UPDATING) whose end the status series should show.
+            self._tables.pop(table_key, None)
         return replace(
             self._result(found, recorder),
             membership_present=self._memberships.get(target.id),

@@ -1,8 +1,11 @@
 """The big segment store layout the SDKs read: key names and the context hash.
 
-Every store key name lives here and nowhere else. Sources: the Python SDK's
-`redis_big_segment_store.py` / `dynamodb_big_segment_store.py`, the Go SDK's
-`user_hash.go`, and the Relay Proxy's `store_redis.go` / `store_dynamodb.go`.
+Every store key name lives here and nowhere else. Source: python-server-sdk
+`ldclient/impl/integrations/redis/redis_big_segment_store.py:24-26` and
+`ldclient/impl/integrations/dynamodb/dynamodb_big_segment_store.py:27-29`
+(key names), `ldclient/impl/big_segments_common.py:25-26` (the hash). What an
+*empty* prefix gives differs by SDK: `empty` below, per profile in
+`monitor/probes/profiles.py`.
 """
 
 from __future__ import annotations
@@ -23,42 +26,57 @@ DYNAMODB_INCLUDED_ATTRIBUTE = "included"
 DYNAMODB_EXCLUDED_ATTRIBUTE = "excluded"
 
 
-def redis_synchronized_on_key(prefix: str) -> str:
+# What an empty prefix puts before the Redis key names: most SDKs and Relay
+# fall back on the default prefix; Ruby keeps the empty prefix (":"), C++
+# has no default (nothing at all).
+REDIS_EMPTY_HEAD = f"{DEFAULT_REDIS_PREFIX}:"
+# DynamoDB has no default prefix: bare names (Ruby: ":").
+DYNAMODB_EMPTY_HEAD = ""
+
+
+def _redis_head(prefix: str, empty: str) -> str:
+    return f"{prefix}:" if prefix else empty
+
+
+def redis_synchronized_on_key(prefix: str, empty: str = REDIS_EMPTY_HEAD) -> str:
     """`{prefix}:big_segments_synchronized_on`: a string holding Unix ms."""
-    return f"{prefix or DEFAULT_REDIS_PREFIX}:big_segments_synchronized_on"
+    return f"{_redis_head(prefix, empty)}big_segments_synchronized_on"
 
 
-def redis_include_key(prefix: str, context_hash: str) -> str:
+def redis_include_key(
+    prefix: str, context_hash: str, empty: str = REDIS_EMPTY_HEAD
+) -> str:
     """The set of segment refs a context is included in."""
-    return f"{prefix or DEFAULT_REDIS_PREFIX}:big_segment_include:{context_hash}"
+    return f"{_redis_head(prefix, empty)}big_segment_include:{context_hash}"
 
 
-def redis_exclude_key(prefix: str, context_hash: str) -> str:
+def redis_exclude_key(
+    prefix: str, context_hash: str, empty: str = REDIS_EMPTY_HEAD
+) -> str:
     """The set of segment refs a context is excluded from."""
-    return f"{prefix or DEFAULT_REDIS_PREFIX}:big_segment_exclude:{context_hash}"
+    return f"{_redis_head(prefix, empty)}big_segment_exclude:{context_hash}"
 
 
-def redis_membership_pattern(prefix: str) -> str:
+def redis_membership_pattern(prefix: str, empty: str = REDIS_EMPTY_HEAD) -> str:
     """A SCAN MATCH pattern for every include and exclude set under `prefix`."""
     escaped = "".join(
-        f"\\{c}" if c in "*?[]\\" else c for c in prefix or DEFAULT_REDIS_PREFIX
+        f"\\{c}" if c in "*?[]\\" else c for c in _redis_head(prefix, empty)
     )
-    return f"{escaped}:big_segment_[ie][nx]clude:*"
+    return f"{escaped}big_segment_[ie][nx]clude:*"
 
 
-def _dynamodb_name(prefix: str, name: str) -> str:
-    # No default prefix for DynamoDB: an empty prefix means the bare name.
-    return f"{prefix}:{name}" if prefix else name
+def _dynamodb_name(prefix: str, name: str, empty: str) -> str:
+    return f"{prefix}:{name}" if prefix else f"{empty}{name}"
 
 
-def dynamodb_metadata_key(prefix: str) -> str:
+def dynamodb_metadata_key(prefix: str, empty: str = DYNAMODB_EMPTY_HEAD) -> str:
     """Namespace and sort key of the metadata item holding `synchronizedOn`."""
-    return _dynamodb_name(prefix, "big_segments_metadata")
+    return _dynamodb_name(prefix, "big_segments_metadata", empty)
 
 
-def dynamodb_membership_namespace(prefix: str) -> str:
+def dynamodb_membership_namespace(prefix: str, empty: str = DYNAMODB_EMPTY_HEAD) -> str:
     """Partition of the per-context membership items."""
-    return _dynamodb_name(prefix, "big_segments_user")
+    return _dynamodb_name(prefix, "big_segments_user", empty)
 
 
 def context_hash(context_key: str) -> str:

@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Literal
 
 from monitor.config import Sdk
+from monitor.store_keys import DYNAMODB_EMPTY_HEAD, REDIS_EMPTY_HEAD
 
 __all__ = [
     "PROFILES",
@@ -185,8 +186,9 @@ class Profile:
     read_error_keeps_stale: bool  # C++: stale keeps its last known value
     compare: Compare
     default_stale_after: float | None  # None: probe.stale_after
-    # Key layout for an empty prefix: "launchdarkly" (the default prefix),
-    # ":" (the empty prefix kept: `:big_segments_...`) or "" (bare names).
+    # What an empty prefix puts before the key names: "launchdarkly:" (the
+    # default prefix), ":" (the empty prefix kept: `:big_segments_...`) or ""
+    # (bare names).
     redis_empty_prefix: str
     dynamodb_empty_prefix: str
 
@@ -208,8 +210,8 @@ PROFILES: dict[Sdk, Profile] = {
         read_error_keeps_stale=False,
         compare=Compare.AT_LEAST,
         default_stale_after=None,
-        redis_empty_prefix="launchdarkly",
-        dynamodb_empty_prefix="",
+        redis_empty_prefix=REDIS_EMPTY_HEAD,
+        dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
     ),
     # python-server-sdk
     # ldclient/impl/integrations/redis/async_redis_big_segment_store.py:27-29
@@ -226,8 +228,8 @@ PROFILES: dict[Sdk, Profile] = {
         read_error_keeps_stale=False,
         compare=Compare.AT_LEAST,
         default_stale_after=None,
-        redis_empty_prefix="launchdarkly",
-        dynamodb_empty_prefix="",
+        redis_empty_prefix=REDIS_EMPTY_HEAD,
+        dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
     ),
     # go-server-sdk-redis-redigo redis_big_segments_impl.go:40-60 (ParseUint);
     # go-server-sdk-dynamodb dynamodb_helpers.go:45-55 and
@@ -247,8 +249,8 @@ PROFILES: dict[Sdk, Profile] = {
         read_error_keeps_stale=False,
         compare=Compare.AT_LEAST,
         default_stale_after=None,
-        redis_empty_prefix="launchdarkly",
-        dynamodb_empty_prefix="",
+        redis_empty_prefix=REDIS_EMPTY_HEAD,
+        dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
     ),
     # java-core lib/java-server-sdk-redis-store/.../RedisBigSegmentStoreImpl.java:33-41
     # ("" is "no metadata", then Long.parseLong); java-server-sdk-dynamodb
@@ -265,8 +267,8 @@ PROFILES: dict[Sdk, Profile] = {
         read_error_keeps_stale=False,
         compare=Compare.MORE_THAN,
         default_stale_after=None,
-        redis_empty_prefix="launchdarkly",
-        dynamodb_empty_prefix="",
+        redis_empty_prefix=REDIS_EMPTY_HEAD,
+        dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
     ),
     # js-core packages/store/node-server-sdk-redis/src/RedisBigSegmentStore.ts:30-38
     # (`if (value)`: "" is "no metadata"; parseInt(value, 10));
@@ -284,8 +286,8 @@ PROFILES: dict[Sdk, Profile] = {
         read_error_keeps_stale=False,
         compare=Compare.AT_LEAST,
         default_stale_after=None,
-        redis_empty_prefix="launchdarkly",
-        dynamodb_empty_prefix="",
+        redis_empty_prefix=REDIS_EMPTY_HEAD,
+        dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
     ),
     # dotnet-core pkgs/dotnet-server-sdk-redis/src/RedisBigSegmentStoreImpl.cs:41-56
     # ("" is "no metadata", long.Parse); pkgs/dotnet-server-sdk-dynamodb/src/
@@ -301,8 +303,8 @@ PROFILES: dict[Sdk, Profile] = {
         read_error_keeps_stale=False,
         compare=Compare.AT_LEAST,
         default_stale_after=None,
-        redis_empty_prefix="launchdarkly",
-        dynamodb_empty_prefix="",
+        redis_empty_prefix=REDIS_EMPTY_HEAD,
+        dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
     ),
     # ruby-server-sdk lib/ldclient-rb/impl/integrations/redis_impl.rb:287-290
     # (value.to_i: "" is 0, so stale), :121 ("" prefix kept: ":big_segments_...");
@@ -340,8 +342,8 @@ PROFILES: dict[Sdk, Profile] = {
         read_error_keeps_stale=False,
         compare=Compare.PHP_SECONDS,
         default_stale_after=None,
-        redis_empty_prefix="launchdarkly",
-        dynamodb_empty_prefix="",
+        redis_empty_prefix=REDIS_EMPTY_HEAD,
+        dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
     ),
     # cpp-sdks libs/server-sdk-redis-source/src/redis_big_segment_store.cpp:94-100
     # (a value that does not parse is an error), :27-32 (no default prefix: bare);
@@ -361,7 +363,7 @@ PROFILES: dict[Sdk, Profile] = {
         compare=Compare.AT_LEAST,
         default_stale_after=None,
         redis_empty_prefix="",
-        dynamodb_empty_prefix="",
+        dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
     ),
     # ld-relay internal/bigsegments/store_redis.go:189-202 (ParseInt, signed),
     # internal/bigsegments/store_dynamodb.go:264-287 (ParseUint of N);
@@ -378,8 +380,8 @@ PROFILES: dict[Sdk, Profile] = {
         read_error_keeps_stale=False,
         compare=Compare.MORE_THAN,
         default_stale_after=Sdk.RELAY.default_stale_after,
-        redis_empty_prefix="launchdarkly",
-        dynamodb_empty_prefix="",
+        redis_empty_prefix=REDIS_EMPTY_HEAD,
+        dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
     ),
 }
 

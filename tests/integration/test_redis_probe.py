@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -465,3 +465,42 @@ async def test_monitor_agrees_with_the_sdk(
     else:
         reported = sdk_status(url, PREFIX)
     assert monitor == reported
+
+
+# -- an empty prefix, laid out as each SDK lays it out ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sdk", "key"),
+    [
+        (Sdk.PYTHON, "launchdarkly:big_segments_synchronized_on"),
+        (Sdk.RELAY, "launchdarkly:big_segments_synchronized_on"),
+        (Sdk.RUBY, ":big_segments_synchronized_on"),  # redis_impl.rb keeps ""
+        (Sdk.CPP, "big_segments_synchronized_on"),  # no default prefix
+    ],
+)
+async def test_an_empty_prefix_reads_the_key_the_targets_sdk_reads(
+    sdk: Sdk, key: str, redis_plain: RedisServer
+) -> None:
+    """Only the SDK's own key is fresh; the other layouts' keys are stale decoys."""
+    decoys = {
+        "launchdarkly:big_segments_synchronized_on",
+        ":big_segments_synchronized_on",
+        "big_segments_synchronized_on",
+    } - {key}
+
+    def setup(client: Any) -> None:
+        client.set(key, str(now_ms() - 1_000))
+        for decoy in decoys:
+            client.set(decoy, "1")
+
+    write(redis_plain, setup)
+    log = structlog.get_logger("test")
+    runner = ProbeRunner(
+        {"redis": RedisProbe(log)}, ProbeConfig(interval=10, timeout=2.0), log
+    )
+    target = replace(static_target(endpoint_of(redis_plain), prefix=""), sdk=sdk)
+    await runner.run_round([target])
+    result = runner.records["t1"].result
+    assert result is not None
+    assert result.sdk_status(time.time(), 300.0, sdk) == (True, False)

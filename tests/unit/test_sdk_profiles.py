@@ -143,11 +143,11 @@ def test_php_reports_a_millisecond_timestamp_fresh_however_old() -> None:
 @pytest.mark.parametrize(
     ("sdk", "redis", "dynamodb"),
     [
-        (Sdk.PYTHON, "launchdarkly", ""),
-        (Sdk.GO, "launchdarkly", ""),
+        (Sdk.PYTHON, "launchdarkly:", ""),
+        (Sdk.GO, "launchdarkly:", ""),
         (Sdk.RUBY, ":", ":"),
         (Sdk.CPP, "", ""),
-        (Sdk.RELAY, "launchdarkly", ""),
+        (Sdk.RELAY, "launchdarkly:", ""),
     ],
 )
 def test_empty_prefix_layout(sdk: Sdk, redis: str, dynamodb: str) -> None:

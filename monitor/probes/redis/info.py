@@ -13,6 +13,7 @@ from monitor.probes.canary import checkable, evaluate_canary
 from monitor.probes.redis.resp import RespConnection, RespError
 from monitor.probes.result import CanaryResult, RedisHealth
 from monitor.store_keys import (
+    REDIS_EMPTY_HEAD,
     redis_exclude_key,
     redis_include_key,
     redis_membership_pattern,
@@ -64,10 +65,14 @@ def health_from_info(fields: dict[str, str]) -> RedisHealth:
     )
 
 
-async def sample_membership(conn: RespConnection, prefix: str) -> bool | None:
+async def sample_membership(
+    conn: RespConnection, prefix: str, empty: str = REDIS_EMPTY_HEAD
+) -> bool | None:
     """True when any include/exclude set exists; False when a full scan found none;
-    None when the capped sample ran out first. Raises RespError when SCAN is denied."""
-    pattern = redis_membership_pattern(prefix)
+    None when the capped sample ran out first. Raises RespError when SCAN is denied.
+
+    `empty`: what an empty prefix gives, as the target's SDK lays keys out."""
+    pattern = redis_membership_pattern(prefix, empty)
     cursor: bytes | int = 0
     deadline = time.monotonic() + SCAN_BUDGET_SECONDS
     for _ in range(SCAN_MAX_CALLS):
@@ -85,14 +90,16 @@ async def sample_membership(conn: RespConnection, prefix: str) -> bool | None:
 
 
 def canary_commands(
-    prefix: str, checks: tuple[CanaryCheck, ...]
+    prefix: str, checks: tuple[CanaryCheck, ...], empty: str = REDIS_EMPTY_HEAD
 ) -> list[tuple[str, str]]:
     """SMEMBERS of the include and exclude sets, two per checkable canary."""
     commands = []
     for check in checks:
         if checkable(check):
-            commands.append(("SMEMBERS", redis_include_key(prefix, check.context_hash)))
-            commands.append(("SMEMBERS", redis_exclude_key(prefix, check.context_hash)))
+            include = redis_include_key(prefix, check.context_hash, empty)
+            exclude = redis_exclude_key(prefix, check.context_hash, empty)
+            commands.append(("SMEMBERS", include))
+            commands.append(("SMEMBERS", exclude))
     return commands
 
 

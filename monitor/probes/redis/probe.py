@@ -20,7 +20,7 @@ import structlog
 
 from monitor.config import ProbeConfig
 from monitor.probes.failures import causes, classify_transport
-from monitor.probes.profiles import RawMetadata
+from monitor.probes.profiles import RawMetadata, profile_of
 from monitor.probes.redis.info import (
     canary_commands,
     canary_results,
@@ -167,10 +167,12 @@ class RedisProbe:
         """Probe `target` once; store trouble comes back as a result, never raised."""
         endpoint = target.endpoint
         assert isinstance(endpoint, RedisEndpoint)  # noqa: S101 -- the runner dispatches by kind
-        key = redis_synchronized_on_key(target.prefix)
+        # An empty prefix is laid out as the target's SDK lays it out.
+        empty = profile_of(target.sdk).redis_empty_prefix
+        key = redis_synchronized_on_key(target.prefix, empty)
         session = _Session()
         health_due = self._health.due(target.id)
-        canary_reads = canary_commands(target.prefix, target.canaries)
+        canary_reads = canary_commands(target.prefix, target.canaries, empty)
         commands: list[tuple[str, ...]] = [("TYPE", key), ("GET", key), *canary_reads]
         if health_due:
             commands.append(("INFO",))
@@ -262,7 +264,9 @@ class RedisProbe:
         recorder.begin("membership")
         membership: bool | None = None
         try:
-            membership = await sample_membership(conn, target.prefix)
+            membership = await sample_membership(
+                conn, target.prefix, profile_of(target.sdk).redis_empty_prefix
+            )
             recorder.end(detail=f"present={membership}")
         except RespError as err:
             recorder.end(ok=False, detail=str(err))

@@ -3,7 +3,9 @@
 - `Authorization: <token>` (no `Bearer`); `LD-API-Version: beta` *set* on the
   big segment store routes (a second value would make LaunchDarkly treat the
   call as non-beta and refuse it), the dated version elsewhere.
-- 429: no call before `Retry-After` / `X-Ratelimit-Reset` has passed.
+- 429: no call before `Retry-After` / `X-Ratelimit-Reset` has passed: on that
+  route alone when the reply says only the route's budget is spent, else on
+  every route.
 - Remaining budget low: wait for the window to reset before the next call.
   LaunchDarkly counts a global budget and one per route; each call is paced
   by the global budget and its own route's (one endpoint is one route), so a
@@ -99,7 +101,8 @@ class LaunchDarklyClient:
         self.counters = ApiCounters()
         # rate-limit scope -> when its window resets (epoch seconds)
         self._reset_at: dict[str, float] = {}
-        self._not_before: float = 0.0
+        # rate-limit scope -> no call before this time (after a 429)
+        self._not_before: dict[str, float] = {}
 
     @property
     def requests(self) -> Counter[tuple[str, str]]:
@@ -124,7 +127,7 @@ class LaunchDarklyClient:
         )
         fresh.counters = self.counters
         fresh._reset_at = dict(self._reset_at)
-        fresh._not_before = self._not_before
+        fresh._not_before = dict(self._not_before)
         return fresh
 
     # -- public calls -----------------------------------------------------
@@ -191,9 +194,19 @@ class LaunchDarklyClient:
             raise ApiError(ApiErrorKind.MALFORMED, "the segment reply is not an object")
         return parsed
 
-    def retry_after(self) -> float:
-        """Seconds until LaunchDarkly accepts calls again (0 when it does now)."""
-        return max(0.0, self._not_before - self._clock())
+    def retry_after(self, endpoint: str | None = None) -> float:
+        """Seconds until LaunchDarkly accepts calls again (0 when it does now).
+
+        For `endpoint`: its route's wait and the account's; without one, the
+        longest wait of any scope.
+        """
+        scopes = (
+            list(self._not_before)
+            if endpoint is None
+            else [GLOBAL_SCOPE, route_scope(endpoint)]
+        )
+        latest = max((self._not_before.get(s, 0.0) for s in scopes), default=0.0)
+        return max(0.0, latest - self._clock())
 
     # -- plumbing -----------------------------------------------------------
 
@@ -229,7 +242,7 @@ class LaunchDarklyClient:
 
         Only the global budget and `endpoint`'s own route budget count.
         """
-        wait = self.retry_after()
+        wait = self.retry_after(endpoint)
         if wait > 0:
             raise ApiError(
                 ApiErrorKind.RATE_LIMITED,
@@ -276,7 +289,7 @@ class LaunchDarklyClient:
                 if resp.status == 200:
                     return self._decode(await self._read_capped(resp))
                 await self._read_capped(resp)  # drain so the connection is reused
-                raise self._status_error(resp.status, resp.headers)
+                raise self._status_error(endpoint, resp.status, resp.headers)
         except TimeoutError as err:
             self.requests[(endpoint, "timeout")] += 1
             raise ApiError(
@@ -328,10 +341,12 @@ class LaunchDarklyClient:
                 if reset_at is not None:
                     self._reset_at[scope] = reset_at
 
-    def _status_error(self, status: int, headers: Any) -> ApiError:
+    def _status_error(self, endpoint: str, status: int, headers: Any) -> ApiError:
         if status == 429:
             wait = self._rate_limit_wait(headers)
-            self._not_before = self._clock() + wait
+            self._not_before[self._limited_scope(endpoint, headers)] = (
+                self._clock() + wait
+            )
             return ApiError(
                 ApiErrorKind.RATE_LIMITED,
                 f"HTTP 429: retry in {wait:.1f}s",
@@ -360,6 +375,22 @@ class LaunchDarklyClient:
                 ApiErrorKind.SERVER, f"HTTP {status} from LaunchDarkly", status=status
             )
         return ApiError(ApiErrorKind.CLIENT, f"HTTP {status}", status=status)
+
+    @staticmethod
+    def _limited_scope(endpoint: str, headers: Any) -> str:
+        """The scope a 429 holds back: the route alone when only its budget is
+        spent (the account's has calls left), else everything."""
+        route = headers.get("X-Ratelimit-Route-Remaining")
+        account = headers.get("X-Ratelimit-Global-Remaining")
+        if (
+            route is not None
+            and route.strip() == "0"
+            and account is not None
+            and account.strip().isdigit()
+            and int(account) > 0
+        ):
+            return route_scope(endpoint)
+        return GLOBAL_SCOPE
 
     def _rate_limit_wait(self, headers: Any) -> float:
         """Seconds to wait after a 429, from Retry-After or X-Ratelimit-Reset."""

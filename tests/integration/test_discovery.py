@@ -486,6 +486,40 @@ async def test_a_spent_global_budget_paces_every_route(
     }
 
 
+async def test_a_429_on_a_spent_route_holds_back_only_that_route(
+    paced: Callable[[int, int], Awaitable[Paced]],
+) -> None:
+    """A 429 for the environments route's budget leaves the list call free."""
+    client, _ = await paced(100, 1)
+    await client.get_environment("web", "production", Problems())
+    with pytest.raises(ApiError) as refused:
+        await client.get_environment("web", "production", Problems())
+    assert refused.value.status == 429
+    assert client.retry_after("get_environment") > 0
+    assert client.retry_after("list_integrations") == 0
+    await client.list_integrations(Problems())  # not held back
+    with pytest.raises(ApiError) as held:
+        await client.get_environment("web", "staging", Problems())
+    assert held.value.kind == ApiErrorKind.RATE_LIMITED
+    assert held.value.status is None  # refused before any request
+
+
+async def test_a_429_on_the_spent_global_budget_holds_back_every_route(
+    paced: Callable[[int, int], Awaitable[Paced]],
+) -> None:
+    """When the account's budget is spent, a 429 holds back every route."""
+    client, _ = await paced(1, 100)
+    await client.get_environment("web", "production", Problems())
+    with pytest.raises(ApiError) as refused:
+        await client.get_environment("web", "production", Problems())
+    assert refused.value.status == 429
+    assert client.retry_after("list_integrations") > 0
+    with pytest.raises(ApiError) as held:
+        await client.list_integrations(Problems())
+    assert held.value.kind == ApiErrorKind.RATE_LIMITED
+    assert held.value.status is None
+
+
 async def test_route_budgets_survive_a_settings_reload(
     paced: Callable[[int, int], Awaitable[Paced]],
 ) -> None:

@@ -403,7 +403,14 @@ def _probe_side(
             kept[target.id] = entry
         extend(families.per_result, entry[2])
         stale_after = state.stale_after_of(target)
-        families.add_dynamic(head, result, now, stale_after, target.sdk)
+        families.add_dynamic(
+            head,
+            result,
+            now,
+            stale_after,
+            target.sdk,
+            last_stale=record.last_stale(stale_after, target.sdk),
+        )
         disagreement = sync_disagreement(items.get(target.id), result, now, stale_after)
         if disagreement is not None:
             families.disagreement.put_flag(head, bool(disagreement))
@@ -490,11 +497,15 @@ class _ProbeFamilies:
         now: float,
         stale_after: float,
         sdk: Sdk = Sdk.PYTHON,
+        *,
+        last_stale: bool = False,
     ) -> None:
         """The series computed at scrape time: the store's age and the SDK's status."""
         if result.synchronized_on_ms is not None:
             self.sync_age.put(head, now - result.synchronized_on_ms / 1000.0)
-        available, stale = result.sdk_status(now, stale_after, sdk)
+        available, stale = result.sdk_status(
+            now, stale_after, sdk, last_stale=last_stale
+        )
         self.available.put_flag(head, available)
         self.stale.put_flag(head, stale)
 

@@ -238,7 +238,9 @@ def probe_view(
     sdk: Sdk = Sdk.PYTHON,
 ) -> ProbeView:
     """The probe's view of one result under `sdk`'s rules; counters from `record`."""
-    available, stale = result.sdk_status(now, stale_after, sdk)
+    available, stale = result.sdk_status(
+        now, stale_after, sdk, last_stale=record.last_stale(stale_after, sdk)
+    )
     sync = (
         None
         if result.synchronized_on_ms is None

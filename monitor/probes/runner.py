@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from monitor.config import ProbeConfig
+from monitor.config import ProbeConfig, Sdk
+from monitor.probes.profiles import profile_of
 from monitor.probes.result import Probe, ProbeResult, Reason, Recorder, Step
 from monitor.targets import Target
 
@@ -40,6 +41,20 @@ class TargetRecord:
     backoff: float = 0.0  # extra seconds beyond the interval before the next probe
     next_due: float = 0.0  # monotonic
     last_success: float | None = None  # epoch
+    # The last result the target's SDK would have read as available: C++
+    # keeps the stale of its last good status while the store is unavailable.
+    last_available: ProbeResult | None = None
+
+    def last_stale(self, stale_after: float, sdk: Sdk) -> bool:
+        """The stale an SDK that keeps it (C++) still reports while unavailable.
+
+        cpp-sdks libs/server-sdk/src/data_components/big_segments/
+        big_segment_store_wrapper.cpp:195-199; False for every other profile.
+        """
+        last = self.last_available
+        if last is None or not profile_of(sdk).read_error_keeps_stale:
+            return False
+        return last.sdk_status(last.finished_at, stale_after, sdk)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +189,13 @@ class ProbeRunner:
             duration=round(result.duration, 6),
         )
         record.result = result
+        stale_after = (
+            self.settings.stale_after
+            if target.stale_after is None
+            else target.stale_after
+        )
+        if result.sdk_status(result.finished_at, stale_after, target.sdk)[0]:
+            record.last_available = result
         interval = self.settings.interval
         if result.ok:
             if record.consecutive_failures:

@@ -504,3 +504,24 @@ async def test_an_empty_prefix_reads_the_key_the_targets_sdk_reads(
     result = runner.records["t1"].result
     assert result is not None
     assert result.sdk_status(time.time(), 300.0, sdk) == (True, False)
+
+
+async def test_cpp_keeps_reporting_stale_after_the_value_turns_unreadable(
+    redis_plain: RedisServer,
+) -> None:
+    """C++: a stale store whose value becomes unparsable reads (0, 1), not (0, 0)."""
+    key = "cpp:big_segments_synchronized_on"
+    log = structlog.get_logger("test")
+    runner = ProbeRunner(
+        {"redis": RedisProbe(log)}, ProbeConfig(interval=10, timeout=2.0), log
+    )
+    target = replace(static_target(endpoint_of(redis_plain), prefix="cpp"), sdk=Sdk.CPP)
+    write(redis_plain, lambda c: c.set(key, str(now_ms() - 600_000)))
+    await runner.run_round([target])
+    write(redis_plain, lambda c: c.set(key, "12abc"))
+    runner.records[target.id].next_due = 0.0  # due again now
+    await runner.run_round([target])
+    state = state_of(runner, (target,), stale_after=STALE_AFTER)
+    assert_status(Scrape.of(state), up=1, available=0, stale=1)
+    python = replace(target, sdk=Sdk.PYTHON)
+    assert_status(Scrape.of(state_of(runner, (python,))), up=1, available=0, stale=0)

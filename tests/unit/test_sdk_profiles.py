@@ -10,6 +10,8 @@ import pytest
 
 from monitor.config import Sdk
 from monitor.probes.profiles import PROFILES, RawMetadata, profile_of, sdk_status
+from monitor.probes.result import ProbeResult, Reason
+from monitor.probes.runner import TargetRecord
 
 NOW = 1_800_000_000.0  # seconds
 FRESH = str(int(NOW * 1000) - 1000)  # one second old, in ms
@@ -178,3 +180,18 @@ def test_python_without_raw_is_the_historical_rule(
         )
         == expected
     )
+
+
+def test_cpp_keeps_the_stale_of_its_last_good_status_while_unavailable() -> None:
+    """C++: a read error gives (0, last stale); every other profile (0, 0)."""
+    stale_read = ProbeResult(
+        NOW - 30, 0.001, True, True, True, int(NOW * 1000) - 600_000,
+        raw=RawMetadata("redis", str(int(NOW * 1000) - 600_000)),
+    )  # fmt: skip
+    failed = ProbeResult(NOW, 0.001, False, False, None, None, Reason.REFUSED, "x")
+    record = TargetRecord(result=failed, last_available=stale_read)
+    for sdk in Sdk:
+        last = record.last_stale(120.0, sdk)
+        expected = {Sdk.CPP: (False, True), Sdk.PHP: A}.get(sdk, U)
+        assert failed.sdk_status(NOW, 120.0, sdk, last_stale=last) == expected
+    assert TargetRecord(result=failed).last_stale(120.0, Sdk.CPP) is False

@@ -17,6 +17,7 @@ them as a separate process (`python -m monitor run`). Fourteen targets:
 | DDB_WRONG_SCHEMA  | table keyed pk/sk                         | unavailable, potentially stale        | schema invalid, unavailable |
 | DDB_MISSING       | no table                                  | unavailable, error 400                | unavailable, API errors |
 | DDB_UPDATING      | table answering DescribeTable `UPDATING`  | available                             | healthy (UPDATING serves reads) |
+| DDB_CREATING      | table answering DescribeTable `CREATING`  | available                             | table not active, schema invalid |
 | TLS_EXPIRING      | static TLS Redis, certificate ends in 3 d | (static target: no API)               | TLS expiring (both rules) |
 | TLS_OK            | static TLS Redis, certificate for a year  | (static target: no API)               | healthy |
 
@@ -87,6 +88,7 @@ DDB_HEALTHY = "e2e00000000000000000b001"
 DDB_WRONG_SCHEMA = "e2e00000000000000000b002"
 DDB_MISSING = "e2e00000000000000000b003"
 DDB_UPDATING = "e2e00000000000000000b004"
+DDB_CREATING = "e2e00000000000000000b005"
 TLS_EXPIRING = "relay-tls-expiring"
 TLS_OK = "relay-tls"
 
@@ -94,7 +96,7 @@ TARGETS = frozenset(
     {
         HEALTHY, STALE, NEVER_SYNCED, WRONG_TYPE, SWITCHED_OFF, WRONG_PASSWORD,
         EVICTING, NEAR_LIMIT, DDB_HEALTHY, DDB_WRONG_SCHEMA, DDB_MISSING,
-        DDB_UPDATING, TLS_EXPIRING, TLS_OK,
+        DDB_UPDATING, DDB_CREATING, TLS_EXPIRING, TLS_OK,
     }
 )  # fmt: skip
 REDIS_TARGETS = frozenset(
@@ -117,7 +119,7 @@ EXPECTED_ALERTS: dict[str, frozenset[str]] = {
     ),
     "LDStoreProbeDown": frozenset({WRONG_PASSWORD}),
     # DDB_UPDATING is in none: an UPDATING table still serves reads.
-    "LDStoreSchemaInvalid": frozenset({WRONG_TYPE, DDB_WRONG_SCHEMA}),
+    "LDStoreSchemaInvalid": frozenset({WRONG_TYPE, DDB_WRONG_SCHEMA, DDB_CREATING}),
     "LDStoreApiUnavailable": frozenset({DDB_WRONG_SCHEMA, DDB_MISSING}),
     "LDStoreApiPotentiallyStale": frozenset({STALE, DDB_WRONG_SCHEMA, DDB_MISSING}),
     "LDStoreApiErrors": frozenset({WRONG_PASSWORD, DDB_MISSING}),
@@ -128,7 +130,7 @@ EXPECTED_ALERTS: dict[str, frozenset[str]] = {
     "LDStoreTlsCertExpiringCritical": frozenset({TLS_EXPIRING}),
     "LDStoreMembershipDataMissing": frozenset({NEVER_SYNCED}),
     "LDStoreCanaryFailing": frozenset({HEALTHY}),
-    "LDStoreDynamoDBTableNotActive": frozenset(),
+    "LDStoreDynamoDBTableNotActive": frozenset({DDB_CREATING}),
     # The monitor itself is healthy: its own alerts stay quiet.
     "LDStoreMonitorApiDown": frozenset(),
     "LDStoreMonitorDiscoveryStale": frozenset(),
@@ -153,9 +155,13 @@ TABLES = {
     DDB_WRONG_SCHEMA: "e2e-ld-mobile-staging",
     DDB_MISSING: "e2e-ld-mobile-production",  # never created
     DDB_UPDATING: "e2e-ld-web-staging",
+    DDB_CREATING: "e2e-ld-ops-production",
 }
 # Tables whose DescribeTable answer says another status than moto's ACTIVE.
-TABLE_STATUS_OVERRIDES = {TABLES[DDB_UPDATING]: "UPDATING"}
+TABLE_STATUS_OVERRIDES = {
+    TABLES[DDB_UPDATING]: "UPDATING",
+    TABLES[DDB_CREATING]: "CREATING",
+}
 
 _RECENT = {"available": True, "potentiallyStale": False, "lastSync": "-10s"}
 
@@ -261,6 +267,9 @@ INTEGRATIONS = (
     ApiIntegration(
         DDB_UPDATING, "web", "staging", "dynamodb", "Web staging DynamoDB", _RECENT
     ),
+    ApiIntegration(
+        DDB_CREATING, "ops", "production", "dynamodb", "Ops DynamoDB", _RECENT
+    ),
 )
 BY_ID = {i.id: i for i in INTEGRATIONS}
 
@@ -357,7 +366,10 @@ class Stores:
 
     def fresh_tables(self) -> list[tuple[str, str]]:
         """(table, prefix) of every DynamoDB store kept fresh."""
-        return [(TABLES[i], BY_ID[i].prefix) for i in (DDB_HEALTHY, DDB_UPDATING)]
+        return [
+            (TABLES[i], BY_ID[i].prefix)
+            for i in (DDB_HEALTHY, DDB_UPDATING, DDB_CREATING)
+        ]
 
 
 @dataclass(frozen=True)
@@ -498,7 +510,7 @@ def _put_membership(
 
 def _fill_tables(client: Any, endpoint_url: str, now: int) -> None:
     """The tables (moto creates them ACTIVE at once), their items through `client`."""
-    for integration_id in (DDB_HEALTHY, DDB_UPDATING):
+    for integration_id in (DDB_HEALTHY, DDB_UPDATING, DDB_CREATING):
         table, prefix = TABLES[integration_id], BY_ID[integration_id].prefix
         create_bigsegment_table(endpoint_url, table)
         _put_metadata(client, table, prefix, now)

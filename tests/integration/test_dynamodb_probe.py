@@ -7,6 +7,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import closing
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from devtools.servers.moto_server import (
     make_iam_user,
     put_metadata,
 )
-from monitor.config import ProbeConfig
+from monitor.config import ProbeConfig, Sdk
 from monitor.probes.dynamodb.failures import classify
 from monitor.probes.dynamodb.probe import DESCRIBE_EVERY, DynamoDBProbe
 from monitor.probes.result import ProbeResult
@@ -720,3 +721,39 @@ async def test_monitor_agrees_with_the_sdk(state: str, moto: MotoServer) -> None
     result, _ = await probe_once(endpoint_of(url))
     monitor = result.sdk_status(time.time(), STALE_AFTER)
     assert monitor == sdk_status(url, TABLE, PREFIX)
+
+
+# -- an empty prefix, laid out as each SDK lays it out -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sdk", "name"),
+    [
+        (Sdk.PYTHON, "big_segments_metadata"),
+        (Sdk.GO, "big_segments_metadata"),
+        (Sdk.RUBY, ":big_segments_metadata"),  # dynamodb_impl.rb keeps ""
+    ],
+)
+async def test_an_empty_prefix_reads_the_item_the_targets_sdk_reads(
+    sdk: Sdk, name: str, table: str
+) -> None:
+    """Only the SDK's own item is fresh; the other layout's item is a stale decoy."""
+    fresh, stale = str(now_ms() - 1_000), "1"
+    with closing(dynamodb_client(table)) as client:
+        for key in ("big_segments_metadata", ":big_segments_metadata"):
+            client.put_item(
+                TableName=TABLE,
+                Item={
+                    "namespace": {"S": key},
+                    "key": {"S": key},
+                    "synchronizedOn": {"N": fresh if key == name else stale},
+                },
+            )
+    probe = new_probe()
+    target = replace(static_target(endpoint_of(table), prefix=""), sdk=sdk)
+    try:
+        runner = await run_round(probe, [target])
+    finally:
+        await probe.close()
+    result = result_of(runner, target)
+    assert result.sdk_status(time.time(), STALE_AFTER, sdk) == (True, False)

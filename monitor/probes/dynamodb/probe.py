@@ -35,7 +35,7 @@ from monitor.config import ProbeConfig
 from monitor.probes.dynamodb.clients import AwsClients, ClientKey, client_config
 from monitor.probes.dynamodb.failures import classify
 from monitor.probes.dynamodb.table import check_canaries, query_membership
-from monitor.probes.profiles import RawMetadata
+from monitor.probes.profiles import RawMetadata, profile_of
 from monitor.probes.refresh import EveryInterval
 from monitor.probes.result import CanaryResult, ProbeResult, Reason, Recorder, TableInfo
 from monitor.store_keys import (
@@ -215,12 +215,14 @@ class DynamoDBProbe:
                 return self._result(found, recorder)
             recorder.end()
         table_key = (key, endpoint.table)
+        # An empty prefix is laid out as the target's SDK lays it out.
+        empty = profile_of(target.sdk).dynamodb_empty_prefix
         await self._describe(client, table_key, found, recorder)
         if not found.unreachable and not any(
             reason in _FATAL for reason, _ in found.problems
         ):
             await self._read_metadata(
-                client, endpoint.table, target.prefix, found, recorder
+                client, endpoint.table, target.prefix, found, recorder, empty=empty
             )
         canaries: tuple[CanaryResult, ...] = ()
         if found.read_ok:
@@ -228,7 +230,7 @@ class DynamoDBProbe:
             if target.canaries:
                 recorder.begin("canaries")
                 canaries = await check_canaries(
-                    client, endpoint.table, target.prefix, target.canaries
+                    client, endpoint.table, target.prefix, target.canaries, empty
                 )
                 recorder.end()
         if found.problems or (found.table and found.table.table_status != "ACTIVE"):
@@ -252,7 +254,12 @@ class DynamoDBProbe:
         recorder.begin("membership")
         present: bool | None = None
         try:
-            present = await query_membership(client, endpoint.table, target.prefix)
+            present = await query_membership(
+                client,
+                endpoint.table,
+                target.prefix,
+                profile_of(target.sdk).dynamodb_empty_prefix,
+            )
             recorder.end(detail=f"present={present}")
         except (BotoCoreError, ClientError) as err:
             _, message, _ = classify(err)
@@ -306,9 +313,11 @@ class DynamoDBProbe:
         prefix: str,
         found: _Findings,
         recorder: Recorder,
+        *,
+        empty: str,
     ) -> None:
         """GetItem of the metadata item, read exactly as the Python SDK reads it."""
-        key = dynamodb_metadata_key(prefix)
+        key = dynamodb_metadata_key(prefix, empty)
         recorder.begin("read")
         try:
             response = await client.get_item(

@@ -17,6 +17,7 @@ from monitor.probes.canary import checkable, evaluate_canary
 from monitor.probes.dynamodb.failures import classify
 from monitor.probes.result import CanaryResult
 from monitor.store_keys import (
+    DYNAMODB_EMPTY_HEAD,
     DYNAMODB_EXCLUDED_ATTRIBUTE,
     DYNAMODB_INCLUDED_ATTRIBUTE,
     DYNAMODB_PARTITION_KEY,
@@ -26,20 +27,30 @@ from monitor.store_keys import (
 from monitor.targets import CanaryCheck
 
 
-async def query_membership(client: Any, table: str, prefix: str) -> bool:
-    """True when the membership partition holds at least one item."""
+async def query_membership(
+    client: Any, table: str, prefix: str, empty: str = DYNAMODB_EMPTY_HEAD
+) -> bool:
+    """True when the membership partition holds at least one item.
+
+    `empty`: what an empty prefix gives, as the target's SDK lays names out."""
     response = await client.query(
         TableName=table,
         KeyConditionExpression="#ns = :ns",
         ExpressionAttributeNames={"#ns": DYNAMODB_PARTITION_KEY},
-        ExpressionAttributeValues={":ns": {"S": dynamodb_membership_namespace(prefix)}},
+        ExpressionAttributeValues={
+            ":ns": {"S": dynamodb_membership_namespace(prefix, empty)}
+        },
         Limit=1,
     )
     return int(response.get("Count", 0)) > 0
 
 
 async def check_canaries(
-    client: Any, table: str, prefix: str, checks: tuple[CanaryCheck, ...]
+    client: Any,
+    table: str,
+    prefix: str,
+    checks: tuple[CanaryCheck, ...],
+    empty: str = DYNAMODB_EMPTY_HEAD,
 ) -> tuple[CanaryResult, ...]:
     """Each canary's outcome from its context's membership item."""
     results = []
@@ -52,7 +63,7 @@ async def check_canaries(
                 TableName=table,
                 Key={
                     DYNAMODB_PARTITION_KEY: {
-                        "S": dynamodb_membership_namespace(prefix)
+                        "S": dynamodb_membership_namespace(prefix, empty)
                     },
                     DYNAMODB_SORT_KEY: {"S": check.context_hash},
                 },

@@ -429,6 +429,24 @@ STATES: dict[str, Callable[[Any], Any] | None] = {
     "fresh_underscore": lambda c: c.set(KEY, f"{now_ms() - 5_000:_}"),
 }
 
+# What both sides said when measured, (available, stale) for python and
+# python-async: pinned, so that agreement can never be two sides equally lost.
+AGREED: dict[str, tuple[tuple[bool, bool], tuple[bool, bool]]] = {
+    "fresh": ((True, False), (True, False)),
+    "stale": ((True, True), (True, True)),
+    "never_synced": ((True, True), (True, True)),
+    "wrong_key_type": ((False, False), (False, False)),
+    "non_numeric": ((False, False), (False, False)),
+    "future": ((True, False), (True, False)),
+    "unreachable": ((False, False), (False, False)),
+    "empty": ((False, False), (True, True)),  # the async store reads "" as none
+    "decimal": ((False, False), (False, False)),
+    "leading_space": ((True, True), (True, True)),
+    "negative": ((True, True), (True, True)),
+    "fresh_leading_space": ((True, False), (True, False)),
+    "fresh_underscore": ((True, False), (True, False)),
+}
+
 # The SDKs the cross-check runs here: each profile against the SDK it names.
 SDKS = [
     pytest.param(Sdk.PYTHON, id="python"),
@@ -465,6 +483,7 @@ async def test_monitor_agrees_with_the_sdk(
     else:
         reported = sdk_status(url, PREFIX)
     assert monitor == reported
+    assert monitor == AGREED[state][sdk is Sdk.PYTHON_ASYNC]
 
 
 # -- an empty prefix, laid out as each SDK lays it out ------------------------------------

@@ -11,10 +11,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests run: redis-server (real stores), prometheus
-# (promtool and the end-to-end scrape), chromium (the status page test).
-SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool chromium:chromium
+# (promtool and the end-to-end scrape), chromium (the status page test),
+# nodejs and npm (the Node SDK cross-check).
+SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool chromium:chromium nodejs:node npm:npm
+# The Node SDK the cross-check asks, pinned by tests/support/node_sdk/package-lock.json.
+NODE_SDK := .cache/node-sdk
+NODE_PINS := tests/support/node_sdk
 
-.PHONY: test demo venv system-deps lint clean
+.PHONY: test demo venv system-deps node-deps lint clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -36,16 +40,25 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+node-deps: system-deps
+	@if ! cmp -s $(NODE_PINS)/package-lock.json $(NODE_SDK)/package-lock.json \
+		|| [ ! -d $(NODE_SDK)/node_modules/@launchdarkly/node-server-sdk-redis ]; then \
+		echo "installing the pinned Node SDK into $(NODE_SDK)"; \
+		mkdir -p $(NODE_SDK) && cp $(NODE_PINS)/package.json $(NODE_PINS)/package-lock.json $(NODE_SDK)/ && \
+		npm ci --no-audit --no-fund --silent --prefix $(NODE_SDK) \
+		|| echo "npm could not install the Node SDK: the tests say why"; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps node-deps lint
 	$(BIN)/pytest
 
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info .cache

@@ -20,7 +20,7 @@ from monitor import __version__
 from monitor.config import Sdk
 from monitor.export.verdict import Disagreement, Verdict, sync_disagreement
 from monitor.launchdarkly.discovery import DiscoveredIntegration
-from monitor.probes.profiles import PROFILE_NOTES
+from monitor.probes.profiles import PROFILE_NOTES, profile_of
 from monitor.probes.result import (
     CanaryResult,
     ProbeResult,
@@ -247,8 +247,17 @@ def probe_view(
         else result.synchronized_on_ms / 1000.0
     )
     notes = _notes(result, now, sdk)
+    # An SDK that swallows read errors (PHP) reports a store it cannot read as
+    # available: the row still says the store is failing.
+    swallowed = (
+        profile_of(sdk).read_error_available
+        and not result.read_ok
+        and result.raw is None
+    )
     if not available:
         verdict = Verdict.UNAVAILABLE
+    elif swallowed:
+        verdict = Verdict.FAILING
     elif stale:
         verdict = Verdict.STALE
     elif result.reason is not None or any(n.severity is Verdict.FAILING for n in notes):

@@ -367,6 +367,7 @@ def test_a_php_row_says_php_cannot_see_the_outage() -> None:
     assert down is not None
     assert stale is not None
     assert (down.available, down.stale) == (True, True)  # PHP swallows the error
+    assert down.verdict is Verdict.FAILING  # for people: the store is failing
     assert (stale.available, stale.stale) == (True, False)  # s against ms
     for view in (down, stale):
         assert any(

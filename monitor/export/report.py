@@ -20,7 +20,7 @@ from monitor import __version__
 from monitor.config import Sdk
 from monitor.export.verdict import Disagreement, Verdict, sync_disagreement
 from monitor.launchdarkly.discovery import DiscoveredIntegration
-from monitor.probes.profiles import PROFILE_NOTES, profile_of
+from monitor.probes.profiles import PROFILE_NOTES, Compare, profile_of
 from monitor.probes.result import (
     CanaryResult,
     ProbeResult,
@@ -58,9 +58,10 @@ class ApiView:
 
 @dataclass(frozen=True, slots=True)
 class Note:
-    """A finding beyond available/stale: failing (wrong now) or degraded (a risk)."""
+    """A finding beyond available/stale: failing (wrong now), degraded (a risk),
+    or healthy (a standing fact to know, which does not change the verdict)."""
 
-    severity: Verdict  # FAILING or DEGRADED
+    severity: Verdict  # FAILING, DEGRADED or HEALTHY
     text: str
 
 
@@ -254,15 +255,22 @@ def probe_view(
         and not result.read_ok
         and result.raw is None
     )
+    # An SDK that cannot tell a stale store (PHP compares seconds with
+    # milliseconds) reports it fresh: the row still says the store is stale.
+    hidden_stale = (
+        profile_of(sdk).compare is Compare.PHP_SECONDS
+        and result.sdk_status(now, stale_after, Sdk.PYTHON)[1]
+        and result.read_ok
+    )
     if not available:
         verdict = Verdict.UNAVAILABLE
     elif swallowed:
         verdict = Verdict.FAILING
-    elif stale:
+    elif stale or hidden_stale:
         verdict = Verdict.STALE
     elif result.reason is not None or any(n.severity is Verdict.FAILING for n in notes):
         verdict = Verdict.FAILING
-    elif notes:
+    elif any(n.severity is Verdict.DEGRADED for n in notes):
         verdict = Verdict.DEGRADED
     else:
         verdict = Verdict.HEALTHY
@@ -297,7 +305,10 @@ TLS_NOTE_DAYS = 14
 
 def _notes(result: ProbeResult, now: float, sdk: Sdk) -> tuple[Note, ...]:
     """Findings beyond available/stale: failing (wrong now) or degraded (a risk)."""
-    notes = [Note(Verdict.DEGRADED, PROFILE_NOTES[sdk])] if sdk in PROFILE_NOTES else []
+    # What a profile cannot see (PHP: an outage) is said on every row of it, but
+    # is no finding about the store: a healthy PHP store stays healthy, and
+    # `check` does not fail a whole PHP fleet for its SDK.
+    notes = [Note(Verdict.HEALTHY, PROFILE_NOTES[sdk])] if sdk in PROFILE_NOTES else []
     notes += [
         Note(Verdict.FAILING, f"canary {canary.name}: {canary.detail}")
         for canary in result.canaries

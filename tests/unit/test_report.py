@@ -369,10 +369,23 @@ def test_a_php_row_says_php_cannot_see_the_outage() -> None:
     assert (down.available, down.stale) == (True, True)  # PHP swallows the error
     assert down.verdict is Verdict.FAILING  # for people: the store is failing
     assert (stale.available, stale.stale) == (True, False)  # s against ms
+    assert stale.verdict is Verdict.STALE  # for people: the data is old
     for view in (down, stale):
         assert any(
-            n.severity is Verdict.DEGRADED and "PHP SDK cannot see" in n.text
+            n.severity is Verdict.HEALTHY and "PHP SDK cannot see" in n.text
             for n in view.notes
         )
     assert not any("PHP" in n.text for r in report.targets if r.sdk is not Sdk.PHP
                    for n in (r.probe.notes if r.probe else ()))  # fmt: skip
+
+
+def test_a_healthy_php_store_stays_healthy_with_its_note() -> None:
+    """The PHP note is a standing fact, not a finding: a fresh PHP store is healthy."""
+    state = known_state()
+    state.targets = tuple(
+        replace(t, sdk=Sdk.PHP) if t.id == "relay" else t for t in state.targets
+    )
+    view = row_of(build_report(state, clock=lambda: NOW), "relay").probe
+    assert view is not None
+    assert view.verdict is Verdict.HEALTHY
+    assert [n.severity for n in view.notes] == [Verdict.HEALTHY]

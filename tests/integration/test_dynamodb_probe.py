@@ -707,20 +707,46 @@ STATES: dict[str, Callable[[str], None] | None] = {
     "future": lambda url: put_metadata(url, TABLE, PREFIX, now_ms() + 86_400_000),
     "non_integer": lambda url: put_metadata(url, TABLE, PREFIX, "1.5"),
     "table_missing": None,
+    # DescribeTable says UPDATING (a capacity or index change): reads still work.
+    "updating": lambda url: put_metadata(url, TABLE, PREFIX, now_ms() - 5_000),
+}
+
+# What both sides said when measured, (available, stale): pinned, so that
+# agreement can never be two sides equally lost.
+AGREED: dict[str, tuple[bool, bool]] = {
+    "fresh": (True, False),
+    "stale": (True, True),
+    "missing_item": (True, True),
+    "attribute_missing": (True, True),
+    "string_attribute": (True, True),  # only N is read: as never synchronized
+    "zero": (True, True),
+    "future": (True, False),
+    "non_integer": (False, False),  # int("1.5") raises in the SDK
+    "table_missing": (False, False),
+    "updating": (True, False),
 }
 
 
 @pytest.mark.parametrize("state", list(STATES))
-async def test_monitor_agrees_with_the_sdk(state: str, moto: MotoServer) -> None:
+async def test_monitor_agrees_with_the_sdk(
+    state: str, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """For each table state, the monitor's available/stale equal the SDK's own status."""
     url = moto.endpoint_url
     setup = STATES[state]
     if setup is not None:
         create_bigsegment_table(url, TABLE)
         setup(url)
+    if state == "updating":
+        describe_as(monkeypatch, "UPDATING")
     result, _ = await probe_once(endpoint_of(url))
     monitor = result.sdk_status(time.time(), STALE_AFTER)
     assert monitor == sdk_status(url, TABLE, PREFIX)
+    assert monitor == AGREED[state]
+    if state == "updating":
+        assert result.table is not None
+        assert result.table.table_status == "UPDATING"
+        assert result.reason is None  # and so no schema failure, no alert
 
 
 # -- an empty prefix, laid out as each SDK lays it out -------------------------------------

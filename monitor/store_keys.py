@@ -85,6 +85,18 @@ def context_hash(context_key: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+# The context whose membership every probe reads, as an SDK reads a context's
+# membership for an evaluation: a key no application uses, so its include set
+# does not exist and the read costs the store nothing. Proves the membership
+# read works (permissions, key type, the store's answer), not what it holds.
+MEMBERSHIP_PROBE_CONTEXT_KEY = "ld-store-monitor/membership-probe/no-such-context"
+
+
+def membership_probe_hash() -> str:
+    """The context hash the membership read of every probe asks for."""
+    return context_hash(MEMBERSHIP_PROBE_CONTEXT_KEY)
+
+
 def segment_ref(segment_key: str, generation: int) -> str:
     """The member stored in include/exclude sets: `{segmentKey}.g{generation}`."""
     return f"{segment_key}.g{generation}"

@@ -98,6 +98,14 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec("ld_store_probe_up", "gauge",
                f"1 if the store was reachable and authenticated. {_PROBE}",
                "probe", "per_result"),
+    FamilySpec("ld_store_probe_success", "gauge",
+               "1 if the whole read the target's SDK makes (metadata and "
+               "membership) succeeded, under its profile.",
+               "probe", "per_scrape"),
+    FamilySpec("ld_store_membership_read_ok", "gauge",
+               "1 if the membership read the SDKs make for an evaluation "
+               f"succeeded (absent: not attempted). {_PROBE}",
+               "probe", "per_result"),
     FamilySpec("ld_store_probe_duration_seconds", "gauge",
                f"Duration of the last probe. {_PROBE}",
                "probe", "per_result"),
@@ -455,6 +463,8 @@ class _ProbeFamilies:
     def __init__(self, families: _ScrapeFamilies) -> None:
         families.select(_PROBE_FAMILIES)  # exported even when nothing was probed
         self.up = families["ld_store_probe_up"]
+        self.success = families["ld_store_probe_success"]
+        self.membership_read = families["ld_store_membership_read_ok"]
         self.duration = families["ld_store_probe_duration_seconds"]
         self.phases = families["ld_store_probe_phase_duration_seconds"]
         self.schema = families["ld_store_probe_schema_ok"]
@@ -508,11 +518,14 @@ class _ProbeFamilies:
         )
         self.available.put_flag(head, available)
         self.stale.put_flag(head, stale)
+        self.success.put_flag(head, result.success(sdk))
 
     def _add_per_result(self, labels: str, head: str, record: TargetRecord) -> None:
         result = record.result
         assert result is not None  # noqa: S101 -- the caller skips unprobed targets
         self.up.put_flag(head, result.up)
+        if result.membership_read_ok is not None:
+            self.membership_read.put_flag(head, result.membership_read_ok)
         self.duration.put(head, result.duration)
         for phase, seconds in result.phases:
             self.phases.add(labels, seconds, f'phase="{phase}"')

@@ -70,9 +70,11 @@ class ProbeView:
     """The probe's view of one target: its last result and the runner's record."""
 
     up: bool
+    success: bool  # the whole read the SDK makes worked: metadata and membership
     available: bool
     stale: bool
     schema_ok: bool | None
+    membership_read_ok: bool | None  # None: not attempted
     reason: Reason | None
     error: str | None
     synchronized_on: float | None
@@ -276,9 +278,11 @@ def probe_view(
         verdict = Verdict.HEALTHY
     return ProbeView(
         up=result.up,
+        success=result.success(sdk),
         available=available,
         stale=stale,
         schema_ok=result.schema_ok,
+        membership_read_ok=result.membership_read_ok,
         reason=result.reason,
         error=result.error,
         synchronized_on=sync,
@@ -314,6 +318,7 @@ def _notes(result: ProbeResult, now: float, sdk: Sdk) -> tuple[Note, ...]:
         for canary in result.canaries
         if canary.ok is False
     ]
+    notes += _read_notes(result, sdk)
     if result.membership_present is False:
         notes.append(
             Note(
@@ -337,6 +342,33 @@ def _notes(result: ProbeResult, now: float, sdk: Sdk) -> tuple[Note, ...]:
             Note(Verdict.DEGRADED, f"TLS certificate expires in {days:.1f} days")
         )
     return tuple(notes)
+
+
+# What a failed read means for evaluations. In every SDK a failed metadata
+# read leaves membership lookups working (python-server-sdk
+# `ldclient/impl/evaluator.py:254-261`, go-server-sdk
+# `subsystems/ldstoreimpl/big_segment_store_wrapper.go:114-157`, js-core
+# `packages/shared/sdk-server/src/BigSegmentsManager.ts:99-100`); contexts
+# fall out of big segments only when the membership read fails.
+MARKER_ONLY_NOTE = (
+    "the sync marker is unreadable but membership reads work: evaluations are "
+    "still right, only the store status is wrong (Go, Java, .NET and C++ even "
+    "keep the evaluation reason HEALTHY/STALE)"
+)
+MEMBERSHIP_FAILING_NOTE = (
+    "membership reads fail: every context falls out of every big segment "
+    "(evaluated as not included)"
+)
+
+
+def _read_notes(result: ProbeResult, sdk: Sdk) -> list[Note]:
+    """Which read failed, and what that does to evaluations."""
+    if result.membership_read_ok is False:
+        detail = f": {result.membership_error}" if result.membership_error else ""
+        return [Note(Verdict.FAILING, MEMBERSHIP_FAILING_NOTE + detail)]
+    if result.membership_read_ok and result.up and not result.metadata_read_ok(sdk):
+        return [Note(Verdict.DEGRADED, MARKER_ONLY_NOTE)]
+    return []
 
 
 def overall_verdict(

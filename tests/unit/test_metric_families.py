@@ -64,6 +64,8 @@ CONTRACT = {
     "ld_store_api_recent_errors": "gauge",
     "ld_store_api_errors_total": "counter",
     "ld_store_probe_up": "gauge",
+    "ld_store_probe_success": "gauge",
+    "ld_store_membership_read_ok": "gauge",
     "ld_store_probe_duration_seconds": "gauge",
     "ld_store_probe_phase_duration_seconds": "gauge",
     "ld_store_probe_schema_ok": "gauge",

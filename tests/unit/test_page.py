@@ -79,9 +79,11 @@ API = ApiView(
 )
 PROBE = ProbeView(
     up=True,
+    success=True,
     available=True,
     stale=False,
     schema_ok=True,
+    membership_read_ok=True,
     reason=None,
     error=None,
     synchronized_on=NOW - 6,

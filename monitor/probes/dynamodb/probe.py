@@ -5,8 +5,11 @@ table serves reads (`ACTIVE`, or `UPDATING`, which AWS keeps "available for
 data operations") with `namespace` (S, HASH) and `key` (S, RANGE); then
 `GetItem` of the metadata item (namespace = key = `{prefix}:big_segments_metadata`,
 consistent read, as the Go SDK does) reads `synchronizedOn` and applies the
-Python SDK's `get_metadata` to it. Only `DescribeTable`, `GetItem` and, for a
-target with a role, `sts:AssumeRole` are called.
+Python SDK's `get_metadata` to it; then a second `GetItem`, the membership
+read an SDK makes for an evaluation (namespace `{prefix}:big_segments_user`,
+key the hash of a context no one uses), whose success is
+`membership_read_ok`. Only `DescribeTable`, `GetItem` and, for a target with
+a role, `sts:AssumeRole` are called.
 
 Phases: `connect` is the creation of a shared client, credential resolution
 and AssumeRole included, so it appears only on the probe that creates the
@@ -42,7 +45,9 @@ from monitor.store_keys import (
     DYNAMODB_PARTITION_KEY,
     DYNAMODB_SORT_KEY,
     DYNAMODB_SYNC_ATTRIBUTE,
+    dynamodb_membership_namespace,
     dynamodb_metadata_key,
+    membership_probe_hash,
 )
 from monitor.targets import DynamoDBEndpoint, Target
 
@@ -120,6 +125,8 @@ class _Findings:
     synchronized_on_ms: int | None = None
     table: TableInfo | None = None
     raw: RawMetadata | None = None  # the metadata read, for the SDK profile
+    membership_read_ok: bool | None = None  # None: not attempted
+    membership_error: str | None = None
     unreachable: bool = False  # a call got no HTTP answer at all
     problems: list[tuple[Reason, str]] = field(default_factory=list)
 
@@ -224,6 +231,10 @@ class DynamoDBProbe:
             await self._read_metadata(
                 client, endpoint.table, target.prefix, found, recorder, empty=empty
             )
+            if not found.unreachable:
+                await self._read_membership(
+                    client, endpoint.table, target.prefix, found, recorder, empty=empty
+                )
         canaries: tuple[CanaryResult, ...] = ()
         if found.read_ok:
             await self._membership(client, target, recorder)
@@ -373,6 +384,46 @@ class DynamoDBProbe:
             return
         recorder.end(detail=f"GetItem: {DYNAMODB_SYNC_ATTRIBUTE}={value}")
 
+    async def _read_membership(
+        self,
+        client: Any,
+        table: str,
+        prefix: str,
+        found: _Findings,
+        recorder: Recorder,
+        *,
+        empty: str,
+    ) -> None:
+        """GetItem of a membership item, as an SDK reads a context's membership.
+
+        The context is one no one uses (`membership_probe_hash`): the item
+        does not exist, and the read proves only that membership reads work.
+        """
+        namespace = dynamodb_membership_namespace(prefix, empty)
+        recorder.begin("read")
+        try:
+            await client.get_item(
+                TableName=table,
+                Key={
+                    DYNAMODB_PARTITION_KEY: {"S": namespace},
+                    DYNAMODB_SORT_KEY: {"S": membership_probe_hash()},
+                },
+                ConsistentRead=True,
+            )
+        except (BotoCoreError, ClientError) as err:
+            reason, message, authenticated = classify(err)
+            recorder.end(ok=False, detail=f"membership read: {message}")
+            found.up = recorder.authenticated = found.up or authenticated
+            found.membership_read_ok = False
+            found.membership_error = message
+            found.unreachable = isinstance(err, BotoCoreError)
+            if not any(message == known for _, known in found.problems):
+                found.problems.append((reason, f"membership read: {message}"))
+            return
+        found.up = recorder.authenticated = True
+        found.membership_read_ok = True
+        recorder.end(detail=f"GetItem: membership {namespace} (read works)")
+
     def _result(self, found: _Findings, recorder: Recorder) -> ProbeResult:
         return ProbeResult(
             finished_at=self._clock(),
@@ -387,6 +438,8 @@ class DynamoDBProbe:
             steps=tuple(recorder.steps),
             table=found.table,
             raw=found.raw,
+            membership_read_ok=found.membership_read_ok,
+            membership_error=found.membership_error,
         )
 
 

@@ -5,7 +5,8 @@ password-protected redis-servers. The monitor (`Monitor.probe_round()`, the
 default concurrency 64 and per-host 16; 16 x 4 hosts = 64) probes every
 target once; the floor does the same network work in a minimal asyncio
 script: per target, open a TCP connection, AUTH (one round trip, as the
-monitor waits for it too), TYPE + GET pipelined, close; raw
+monitor waits for it too), TYPE + GET + SMEMBERS (the membership read)
+pipelined, close; raw
 `asyncio.open_connection` and hand-written RESP, the same global and per-host
 limits acquired in the same order, targets in the same order.
 
@@ -13,7 +14,7 @@ Health reads (INFO and the SCAN membership sample) run on a target's first
 probe and then every `probe.health_interval`: the warm-up round does them,
 `health_interval` is raised to 1 h so that no timed round repeats them, and
 INFO commandstats proves that each timed round of either side sent exactly
-N AUTH, N TYPE and N GET and nothing else.
+N AUTH, N TYPE, N GET and N SMEMBERS and nothing else.
 
     .venv/bin/python -m bench.redis_round [--quick] [--repeat 5] [--json]
 """
@@ -47,7 +48,11 @@ from bench.harness import (
 from bench.stores import REDIS_PASSWORD, RedisStores
 from monitor.daemon import freeze_startup_objects
 from monitor.service.monitor import Monitor
-from monitor.store_keys import redis_synchronized_on_key
+from monitor.store_keys import (
+    membership_probe_hash,
+    redis_include_key,
+    redis_synchronized_on_key,
+)
 
 CONCURRENCY = 64  # ProbeConfig's defaults, which the monitor runs with here
 PER_HOST = 16
@@ -82,16 +87,23 @@ async def _reply(reader: asyncio.StreamReader) -> bytes | None:
 
 
 async def floor_probe(host: str, port: int, password: bytes, prefix: str) -> int:
-    """Connect, AUTH, TYPE + GET pipelined, close; the synchronizedOn value."""
+    """Connect, AUTH, TYPE + GET + SMEMBERS pipelined, close; synchronizedOn."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(_command(b"AUTH", password))
         if await _reply(reader) != b"OK":
             raise FloorError("AUTH refused")
         key = redis_synchronized_on_key(prefix).encode()
-        writer.write(_command(b"TYPE", key) + _command(b"GET", key))
+        member = redis_include_key(prefix, membership_probe_hash()).encode()
+        writer.write(
+            _command(b"TYPE", key)
+            + _command(b"GET", key)
+            + _command(b"SMEMBERS", member)
+        )
         kind = await _reply(reader)
         value = await _reply(reader)
+        if await reader.readline() != b"*0\r\n":  # the empty set of no one
+            raise FloorError(f"SMEMBERS {member!r}: not an empty set")
         if kind != b"string" or value is None:
             raise FloorError(f"{key!r}: {kind!r} {value!r}")
         return int(value)
@@ -151,7 +163,7 @@ async def _profile(
 
 
 def _check_commands(counts: Counter[str], n: int, side: str) -> None:
-    expected = Counter({"auth": n, "type": n, "get": n})
+    expected = Counter({"auth": n, "type": n, "get": n, "smembers": n})
     if counts != expected:
         raise RuntimeError(f"{side} sent {dict(counts)}, expected {dict(expected)}")
 
@@ -283,7 +295,8 @@ async def main(options: Options) -> Report:
             "x",
         )
     report.note(
-        "each timed round of both sides sent exactly N AUTH + N TYPE + N GET "
+        "each timed round of both sides sent exactly N AUTH + N TYPE + N GET + "
+        "N SMEMBERS "
         "(checked with INFO commandstats)"
     )
     report.note("ratios pair each monitor round with the floor round beside it")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 import time
@@ -312,4 +313,138 @@ def _wait_ready(server: RedisServer) -> None:
     raise RedisStartError(
         f"redis-server on {server.address} did not answer PING within "
         f"{_START_TIMEOUT} s (last error: {last_error!r})\n{server.log_tail()}"
+    )
+
+
+# --- Redis Cluster ---------------------------------------------------------------
+
+_CLUSTER_SLOTS = 16384
+_CLUSTER_READY_TIMEOUT = 15.0
+
+
+@dataclass
+class RedisCluster:
+    """Masters of a Redis Cluster on loopback, every slot assigned."""
+
+    nodes: tuple[RedisServer, ...]
+
+    def node_id(self, node: RedisServer) -> str:
+        """The cluster node id of `node`."""
+        with node.admin() as client:
+            node_id: bytes = client.execute_command("CLUSTER", "MYID")
+            return node_id.decode()
+
+    def owner(self, key: str) -> RedisServer:
+        """The master that serves `key`'s slot."""
+        with self.nodes[0].admin() as client:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    port = int(master[1])
+                    return next(n for n in self.nodes if n.client_port == port)
+        raise RuntimeError(f"no node serves the slot of {key}")
+
+    def others(self, node: RedisServer) -> list[RedisServer]:
+        """Every master but `node`."""
+        return [n for n in self.nodes if n is not node]
+
+    def set(self, key: str, value: str) -> RedisServer:
+        """SET `key` on the master that owns it; return that master."""
+        owner = self.owner(key)
+        with owner.admin() as client:
+            client.set(key, value)
+        return owner
+
+    def migrating(self, key: str, value: str) -> tuple[RedisServer, RedisServer]:
+        """Put `key`'s slot in migration from its owner to another master, with
+        `key` (set to `value`) already moved: the owner answers `-ASK` for it.
+
+        Returns (owner, importing node).
+        """
+        owner = self.owner(key)
+        target = self.others(owner)[0]
+        with owner.admin() as client:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            client.delete(key)
+        owner_id, target_id = self.node_id(owner), self.node_id(target)
+        with target.admin() as client:
+            client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", owner_id)
+            with client.pipeline(transaction=False) as pipe:
+                pipe.execute_command("ASKING")
+                pipe.set(key, value)
+                pipe.execute()
+        with owner.admin() as client:
+            client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        return owner, target
+
+    def stop(self) -> None:
+        """Stop every node and delete its directory."""
+        for node in self.nodes:
+            node.stop()
+            shutil.rmtree(node.directory, ignore_errors=True)
+
+
+def start_redis_cluster(
+    tmp_dir: Path, *, masters: int = 3, password: str | None = None
+) -> RedisCluster:
+    """Start `masters` cluster-enabled redis-servers, share the slots, join them."""
+    nodes: list[RedisServer] = []
+    bus_ports = [free_port() for _ in range(masters)]
+    try:
+        for bus_port in bus_ports:
+            nodes.append(
+                start_redis(
+                    tmp_dir,
+                    password=password,
+                    extra_args=(
+                        "--cluster-enabled",
+                        "yes",
+                        # The bus port would be port + 10000, maybe above 65535.
+                        "--cluster-port",
+                        str(bus_port),
+                    ),
+                )
+            )
+        cluster = RedisCluster(tuple(nodes))
+        share = _CLUSTER_SLOTS // masters
+        for index, node in enumerate(nodes):
+            end = (
+                _CLUSTER_SLOTS - 1 if index == masters - 1 else (index + 1) * share - 1
+            )
+            with node.admin() as client:
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", index * share, end)
+        with nodes[0].admin() as client:
+            for node, bus_port in zip(nodes[1:], bus_ports[1:], strict=True):
+                client.execute_command(
+                    "CLUSTER", "MEET", node.host, node.client_port, bus_port
+                )
+        _wait_cluster_ready(cluster)
+    except BaseException:
+        RedisCluster(tuple(nodes)).stop()
+        raise
+    return cluster
+
+
+def _wait_cluster_ready(cluster: RedisCluster) -> None:
+    deadline = time.monotonic() + _CLUSTER_READY_TIMEOUT
+    while time.monotonic() < deadline:
+        ready = True
+        for node in cluster.nodes:
+            node.ensure_running()
+            with node.admin() as client:
+                info = client.execute_command("CLUSTER", "INFO")
+            text = info.decode() if isinstance(info, bytes) else str(info)
+            fields = dict(
+                line.split(":", 1) for line in text.splitlines() if ":" in line
+            )
+            if fields.get("cluster_state") != "ok" or int(
+                fields.get("cluster_known_nodes", "0")
+            ) != len(cluster.nodes):
+                ready = False
+        if ready:
+            return
+        time.sleep(0.1)
+    raise RedisStartError(
+        f"the Redis Cluster did not reach cluster_state:ok within "
+        f"{_CLUSTER_READY_TIMEOUT} s"
     )

@@ -191,6 +191,9 @@ class Profile:
     # (bare names).
     redis_empty_prefix: str
     dynamodb_empty_prefix: str
+    # A Redis Cluster node's `-MOVED`/`-ASK` reply is followed (once) to the
+    # node it names, as a cluster-aware client does; False: the read fails.
+    follows_cluster_redirects: bool = False
 
 
 PROFILES: dict[Sdk, Profile] = {
@@ -276,6 +279,11 @@ PROFILES: dict[Sdk, Profile] = {
     # (parseInt of N); packages/shared/sdk-server/src/BigSegmentsManager.ts:116-121
     # (NaN/0 stale; errors -> (0,0)), :38-46,154-156 (>=, 120 s);
     # RedisClientState.ts:51, DynamoDBClientState.ts:40 (prefixes).
+    # Cluster: RedisClientState.ts:40-48 uses your own ioredis `client` when
+    # given, else a plain `new Redis(redisOpts)`, which does not follow MOVED or
+    # ASK. An application whose store is a Cluster must pass an ioredis
+    # `Cluster` (which follows them) or no read works at all: the profile
+    # assumes that client.
     Sdk.NODE: Profile(
         sdk=Sdk.NODE,
         redis_parse=parse_js_int,
@@ -288,11 +296,15 @@ PROFILES: dict[Sdk, Profile] = {
         default_stale_after=None,
         redis_empty_prefix=REDIS_EMPTY_HEAD,
         dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
+        follows_cluster_redirects=True,
     ),
     # dotnet-core pkgs/dotnet-server-sdk-redis/src/RedisBigSegmentStoreImpl.cs:41-56
     # ("" is "no metadata", long.Parse); pkgs/dotnet-server-sdk-dynamodb/src/
     # DynamoDBBigSegmentStoreImpl.cs:51-69 (long.Parse of N); pkgs/sdk/server/src/
     # Internal/BigSegments/BigSegmentStoreWrapper.cs:164-165 (>=, 120 s).
+    # Cluster: pkgs/dotnet-server-sdk-redis/src/RedisStoreImplBase.cs:13,25 reads
+    # through StackExchange.Redis's IConnectionMultiplexer, which maps the
+    # cluster's slots and follows MOVED and ASK itself.
     Sdk.DOTNET: Profile(
         sdk=Sdk.DOTNET,
         redis_parse=parse_dotnet_long,
@@ -305,6 +317,7 @@ PROFILES: dict[Sdk, Profile] = {
         default_stale_after=None,
         redis_empty_prefix=REDIS_EMPTY_HEAD,
         dynamodb_empty_prefix=DYNAMODB_EMPTY_HEAD,
+        follows_cluster_redirects=True,
     ),
     # ruby-server-sdk lib/ldclient-rb/impl/integrations/redis_impl.rb:287-290
     # (value.to_i: "" is 0, so stale), :121 ("" prefix kept: ":big_segments_...");

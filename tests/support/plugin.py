@@ -27,9 +27,11 @@ from devtools.servers.redis_server import (
     READER_USER,
     STANDARD_ACL_USERS,
     AclUser,
+    RedisCluster,
     RedisServer,
     RedisTls,
     start_redis,
+    start_redis_cluster,
 )
 from devtools.servers.tls import CertAuthority, TlsCertSet, make_cert_set
 from tests.support.endpoints import BlackholeServer
@@ -184,6 +186,17 @@ def make_redis(tmp_path: Path) -> Iterator[MakeRedis]:
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster on loopback, every slot assigned; stopped
+    (processes and directories) after the test."""
+    cluster = start_redis_cluster(tmp_path)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 # --- moto ----------------------------------------------------------------------

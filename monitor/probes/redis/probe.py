@@ -2,10 +2,8 @@
 
 Each probe opens its own connection (so TLS and authentication are proven
 every round), times TCP connect, TLS handshake and authentication apart,
-sends `TYPE` and `GET` of `{prefix}:big_segments_synchronized_on` and the
-membership read an SDK makes for an evaluation (`SMEMBERS` of the include
-set of a context no one uses), plus any canary and health reads, in one
-round trip, and drops the connection
+sends `TYPE` and `GET` of `{prefix}:big_segments_synchronized_on` (plus any
+canary and health reads) in one round trip, and drops the connection
 however it went. One attempt per round: a retry would turn a refused
 connection or a TLS failure into a timeout and hide the real reason. Only
 read commands are sent; the RESP exchange is `monitor/probes/resp.py`.
@@ -15,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -41,11 +39,7 @@ from monitor.probes.result import (
     Recorder,
     RedisHealth,
 )
-from monitor.store_keys import (
-    membership_probe_hash,
-    redis_include_key,
-    redis_synchronized_on_key,
-)
+from monitor.store_keys import redis_synchronized_on_key
 from monitor.targets import RedisEndpoint, Target
 
 # Error codes of replies that mean the credentials were refused.
@@ -90,27 +84,34 @@ def _check_handshake(command: str | int, reply: Any) -> None:
         raise ProbeError(Reason.OTHER, f"{command} failed: {reply}")
 
 
-def _with_membership(result: ProbeResult, key: str, reply: Any) -> ProbeResult:
-    """`result` plus how the SDKs' membership read (SMEMBERS) went.
+_REDIRECT_CODES = frozenset({"MOVED", "ASK"})
 
-    A failed membership read is the probe's reason when the metadata read
-    left none: NOPERM is no_permission, WRONGTYPE schema, anything else other.
-    """
-    if isinstance(reply, list):
-        return replace(result, membership_read_ok=True)
-    error = f"SMEMBERS {key} failed: {reply}"
-    code = reply.code if isinstance(reply, RespError) else ""
-    reason = {"NOPERM": Reason.NO_PERMISSION, "WRONGTYPE": Reason.SCHEMA}.get(
-        code, Reason.OTHER
-    )
-    return replace(
-        result,
-        membership_read_ok=False,
-        membership_error=error,
-        reason=result.reason or reason,
-        error=error if result.error is None else f"{result.error}; {error}",
-        schema_ok=False if reason is Reason.SCHEMA else result.schema_ok,
-    )
+
+@dataclass(frozen=True, slots=True)
+class _Redirect:
+    """A Redis Cluster node's `-MOVED <slot> <host>:<port>` or `-ASK ...` reply."""
+
+    kind: str  # MOVED or ASK
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        """`host:port` of the node the reply names."""
+        return f"{self.host}:{self.port}"
+
+
+def _redirect(reply: Any, default_host: str) -> _Redirect | None:
+    """The redirect `reply` carries, if any; an empty host is the node asked."""
+    if not isinstance(reply, RespError) or reply.code not in _REDIRECT_CODES:
+        return None
+    parts = str(reply).split()
+    if len(parts) != 3:
+        return None
+    host, _, port = parts[2].rpartition(":")
+    if not port.isdigit():
+        return None
+    return _Redirect(reply.code, host.strip("[]") or default_host, int(port))
 
 
 def classify(err: BaseException, *, tls: bool, replied: bool) -> tuple[Reason, str]:
@@ -202,13 +203,7 @@ class RedisProbe:
         session = _Session()
         health_due = self._health.due(target.id)
         canary_reads = canary_commands(target.prefix, target.canaries, empty)
-        member_key = redis_include_key(target.prefix, membership_probe_hash(), empty)
-        commands: list[tuple[str, ...]] = [
-            ("TYPE", key),
-            ("GET", key),
-            ("SMEMBERS", member_key),
-            *canary_reads,
-        ]
+        commands: list[tuple[str, ...]] = [("TYPE", key), ("GET", key), *canary_reads]
         if health_due:
             commands.append(("INFO",))
         try:
@@ -231,23 +226,22 @@ class RedisProbe:
             recorder.authenticated = True
             replies = [first, *[await conn.read() for _ in commands[1:]]]
             recorder.end()
+            replies = await self._redirected(
+                target, endpoint, commands, replies, recorder
+            )
             canaries = canary_results(
-                target.canaries, replies[3 : 3 + len(canary_reads)]
+                target.canaries, replies[2 : 2 + len(canary_reads)]
             )
             if health_due:
                 await self._refresh_health(target, conn, replies[-1], recorder)
-            return _with_membership(
-                self._interpret(
-                    key,
-                    replies[0],
-                    replies[1],
-                    recorder,
-                    session,
-                    target_id=target.id,
-                    canaries=canaries,
-                ),
-                member_key,
-                replies[2],
+            return self._interpret(
+                key,
+                replies[0],
+                replies[1],
+                recorder,
+                session,
+                target_id=target.id,
+                canaries=canaries,
             )
         except (
             ProbeError,
@@ -289,6 +283,97 @@ class RedisProbe:
             )
         conn = session.conn = RespConnection(reader, writer)
         return conn
+
+    # -- Redis Cluster: MOVED and ASK, as the target's SDK meets them ----------
+
+    async def _redirected(
+        self,
+        target: Target,
+        endpoint: RedisEndpoint,
+        commands: list[tuple[str, ...]],
+        replies: list[Any],
+        recorder: Recorder,
+    ) -> list[Any]:
+        """`replies` with any MOVED/ASK followed once, or the SDK's failure.
+
+        A cluster-aware client (the profile's `follows_cluster_redirects`)
+        sends the command again to the node named, with the same credentials
+        and TLS settings (after `ASKING` for ASK); a second redirect is a
+        failure. A plain client returns the error reply: the SDK's read fails.
+        """
+        moves = {
+            index: move
+            for index, reply in enumerate(replies)
+            if (move := _redirect(reply, endpoint.host)) is not None
+        }
+        if not moves:
+            return replies
+        index, move = next(iter(moves.items()))
+        if not profile_of(target.sdk).follows_cluster_redirects:
+            raise ProbeError(
+                Reason.CLUSTER_REDIRECT,
+                f"the store is a Redis Cluster node that redirected "
+                f"{commands[index][-1]} to {move.address} ({move.kind}); the "
+                f"{target.sdk} SDK does not follow cluster redirects, so its "
+                "reads fail",
+            )
+        by_node: dict[_Redirect, list[int]] = {}
+        for index, move in moves.items():
+            by_node.setdefault(move, []).append(index)
+        followed = list(replies)
+        for node, indexes in by_node.items():
+            answers = await self._follow(
+                endpoint, node, [commands[i] for i in indexes], recorder
+            )
+            for index, answer in zip(indexes, answers, strict=True):
+                again = _redirect(answer, node.host)
+                if again is not None:
+                    raise ProbeError(
+                        Reason.CLUSTER_REDIRECT,
+                        f"the Redis Cluster node {node.address} redirected "
+                        f"{commands[index][-1]} again, to {again.address} "
+                        f"({again.kind}); the monitor follows one redirect, "
+                        "so the cluster's slots are moving or its nodes disagree",
+                    )
+                followed[index] = answer
+        return followed
+
+    async def _follow(
+        self,
+        endpoint: RedisEndpoint,
+        node: _Redirect,
+        commands: list[tuple[str, ...]],
+        recorder: Recorder,
+    ) -> list[Any]:
+        """`commands`' replies from the node a redirect names (one connection)."""
+        recorder.begin("redirect")
+        transport: asyncio.WriteTransport | None = None
+        try:
+            reader, writer = await asyncio.open_connection(node.host, node.port)
+            transport = writer.transport
+            if endpoint.tls is not None:
+                await writer.start_tls(
+                    self._tls.get(endpoint.tls),
+                    server_hostname=endpoint.tls.server_name or node.host,
+                )
+                transport = writer.transport
+            conn = RespConnection(reader, writer)
+            handshake = _handshake(endpoint)
+            asking = node.kind == "ASK"
+            sent = [
+                part
+                for command in commands
+                for part in ((("ASKING",), command) if asking else (command,))
+            ]
+            conn.send(*handshake, *sent)
+            for command in handshake:
+                _check_handshake(command[0], await conn.read())
+            answers = [await conn.read() for _ in sent]
+            recorder.end(detail=f"{node.kind} to {node.address}")
+            return answers[1::2] if asking else answers
+        finally:
+            if transport is not None:
+                transport.abort()
 
     # -- health: INFO and the membership sample, every health_interval ---------
 

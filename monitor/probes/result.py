@@ -25,7 +25,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from monitor.config import ProbeConfig, Sdk
-from monitor.probes.profiles import RawMetadata, profile_of
+from monitor.probes.profiles import RawMetadata, Read, profile_of
+from monitor.probes.profiles import parse as parse_metadata
 from monitor.probes.profiles import sdk_status as profile_status
 from monitor.targets import Target
 
@@ -142,6 +143,11 @@ class ProbeResult:
     # What the metadata read returned, for the profile to parse; None when
     # the read failed or never happened.
     raw: RawMetadata | None = None
+    # The membership read an SDK makes for an evaluation (Redis SMEMBERS of an
+    # include set, DynamoDB GetItem of a membership item), for a context no
+    # one uses. None: not attempted (the probe failed before it).
+    membership_read_ok: bool | None = None
+    membership_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -165,6 +171,20 @@ class ProbeResult:
             now=now,
             stale_after=stale_after,
             last_stale=last_stale,
+        )
+
+    def metadata_read_ok(self, sdk: Sdk = Sdk.PYTHON) -> bool:
+        """The metadata read worked and SDK `sdk` can parse what it returned."""
+        if self.raw is None:
+            return self.read_ok
+        return parse_metadata(profile_of(sdk), self.raw) is not Read.FAILED
+
+    def success(self, sdk: Sdk = Sdk.PYTHON) -> bool:
+        """The whole read SDK `sdk` makes worked: metadata and membership."""
+        return (
+            self.up
+            and self.metadata_read_ok(sdk)
+            and self.membership_read_ok is not False
         )
 
 

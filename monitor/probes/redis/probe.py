@@ -2,8 +2,10 @@
 
 Each probe opens its own connection (so TLS and authentication are proven
 every round), times TCP connect, TLS handshake and authentication apart,
-sends `TYPE` and `GET` of `{prefix}:big_segments_synchronized_on` (plus any
-canary and health reads) in one round trip, and drops the connection
+sends `TYPE` and `GET` of `{prefix}:big_segments_synchronized_on` and the
+membership read an SDK makes for an evaluation (`SMEMBERS` of the include
+set of a context no one uses), plus any canary and health reads, in one
+round trip, and drops the connection
 however it went. One attempt per round: a retry would turn a refused
 connection or a TLS failure into a timeout and hide the real reason. Only
 read commands are sent; the RESP exchange is `monitor/probes/resp.py`.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -39,7 +41,11 @@ from monitor.probes.result import (
     Recorder,
     RedisHealth,
 )
-from monitor.store_keys import redis_synchronized_on_key
+from monitor.store_keys import (
+    membership_probe_hash,
+    redis_include_key,
+    redis_synchronized_on_key,
+)
 from monitor.targets import RedisEndpoint, Target
 
 # Error codes of replies that mean the credentials were refused.
@@ -82,6 +88,29 @@ def _check_handshake(command: str | int, reply: Any) -> None:
             reason = Reason.AUTH if _auth_error(reply) else Reason.OTHER
             raise ProbeError(reason, f"authentication failed: {reply}")
         raise ProbeError(Reason.OTHER, f"{command} failed: {reply}")
+
+
+def _with_membership(result: ProbeResult, key: str, reply: Any) -> ProbeResult:
+    """`result` plus how the SDKs' membership read (SMEMBERS) went.
+
+    A failed membership read is the probe's reason when the metadata read
+    left none: NOPERM is no_permission, WRONGTYPE schema, anything else other.
+    """
+    if isinstance(reply, list):
+        return replace(result, membership_read_ok=True)
+    error = f"SMEMBERS {key} failed: {reply}"
+    code = reply.code if isinstance(reply, RespError) else ""
+    reason = {"NOPERM": Reason.NO_PERMISSION, "WRONGTYPE": Reason.SCHEMA}.get(
+        code, Reason.OTHER
+    )
+    return replace(
+        result,
+        membership_read_ok=False,
+        membership_error=error,
+        reason=result.reason or reason,
+        error=error if result.error is None else f"{result.error}; {error}",
+        schema_ok=False if reason is Reason.SCHEMA else result.schema_ok,
+    )
 
 
 _REDIRECT_CODES = frozenset({"MOVED", "ASK"})
@@ -203,7 +232,13 @@ class RedisProbe:
         session = _Session()
         health_due = self._health.due(target.id)
         canary_reads = canary_commands(target.prefix, target.canaries, empty)
-        commands: list[tuple[str, ...]] = [("TYPE", key), ("GET", key), *canary_reads]
+        member_key = redis_include_key(target.prefix, membership_probe_hash(), empty)
+        commands: list[tuple[str, ...]] = [
+            ("TYPE", key),
+            ("GET", key),
+            ("SMEMBERS", member_key),
+            *canary_reads,
+        ]
         if health_due:
             commands.append(("INFO",))
         try:
@@ -230,18 +265,22 @@ class RedisProbe:
                 target, endpoint, commands, replies, recorder
             )
             canaries = canary_results(
-                target.canaries, replies[2 : 2 + len(canary_reads)]
+                target.canaries, replies[3 : 3 + len(canary_reads)]
             )
             if health_due:
                 await self._refresh_health(target, conn, replies[-1], recorder)
-            return self._interpret(
-                key,
-                replies[0],
-                replies[1],
-                recorder,
-                session,
-                target_id=target.id,
-                canaries=canaries,
+            return _with_membership(
+                self._interpret(
+                    key,
+                    replies[0],
+                    replies[1],
+                    recorder,
+                    session,
+                    target_id=target.id,
+                    canaries=canaries,
+                ),
+                member_key,
+                replies[2],
             )
         except (
             ProbeError,

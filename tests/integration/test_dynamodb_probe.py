@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import structlog
 from botocore.exceptions import ClientError
+from moto.core.exceptions import JsonRESTError
+from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.sts.models import sts_backends
 
@@ -25,10 +27,11 @@ from devtools.servers.moto_server import (
     put_metadata,
 )
 from monitor.config import ProbeConfig, Sdk
+from monitor.export.report import MARKER_ONLY_NOTE, MEMBERSHIP_FAILING_NOTE, probe_view
 from monitor.probes.dynamodb.failures import classify
 from monitor.probes.dynamodb.probe import DESCRIBE_EVERY, DynamoDBProbe
 from monitor.probes.result import ProbeResult
-from monitor.probes.runner import ProbeRunner
+from monitor.probes.runner import ProbeRunner, TargetRecord
 from monitor.targets import DynamoDBEndpoint, Target
 from tests.support.clock import FakeClock, now_ms
 from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
@@ -280,9 +283,61 @@ async def test_missing_table_is_not_found_and_up(moto: MotoServer) -> None:
     result, values = await probe_once(endpoint_of(moto.endpoint_url))
     assert result.reason == "not_found"
     assert_status(values, up=1, available=0, stale=0)
+    assert values.value("ld_store_probe_success") == 0
     assert values.value("ld_store_probe_failures_total", reason="not_found") == 1
     assert values.value("ld_store_probe_schema_ok") is None
     assert result.table is None
+
+
+# -- the membership read: GetItem of a membership item ---------------------------------
+
+
+async def test_every_probe_reads_membership_and_succeeds(table: str) -> None:
+    """A healthy table: the membership GetItem works, membership 1, success 1."""
+    put_metadata(table, TABLE, PREFIX, now_ms())
+    result, values = await probe_once(endpoint_of(table))
+    assert_status(values, up=1, available=1, stale=0)
+    assert result.membership_read_ok is True
+    assert values.value("ld_store_membership_read_ok") == 1
+    assert values.value("ld_store_probe_success") == 1
+
+
+async def test_a_non_integer_marker_fails_python_but_membership_reads_work(
+    table: str,
+) -> None:
+    """N "1.5": Python cannot parse it (success 0), membership reads still work."""
+    put_metadata(table, TABLE, PREFIX, "1.5")
+    result, values = await probe_once(endpoint_of(table))
+    assert values.value("ld_store_probe_success") == 0
+    assert values.value("ld_store_membership_read_ok") == 1
+    notes = probe_view(result, TargetRecord(), time.time(), STALE_AFTER).notes
+    assert MARKER_ONLY_NOTE in [note.text for note in notes]
+    # Node's parseInt reads "1.5" as 1: for its users the whole read succeeds.
+    assert result.success(Sdk.NODE)
+
+
+async def test_a_denied_membership_read_fails_membership_only(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metadata GetItem fine, membership GetItem denied: available 1, membership 0."""
+    put_metadata(table, TABLE, PREFIX, now_ms())
+    original = DynamoDBBackend.get_item
+
+    def get_item(
+        self: DynamoDBBackend, table_name: str, keys: dict[str, Any], *rest: Any
+    ) -> Any:
+        if keys["namespace"].get("S", "").endswith("big_segments_user"):
+            raise JsonRESTError("AccessDeniedException", "not on membership items")
+        return original(self, table_name, keys, *rest)
+
+    monkeypatch.setattr(DynamoDBBackend, "get_item", get_item)
+    result, values = await probe_once(endpoint_of(table))
+    assert_status(values, up=1, available=1, stale=0)
+    assert result.reason == "no_permission"
+    assert values.value("ld_store_membership_read_ok") == 0
+    assert values.value("ld_store_probe_success") == 0
+    view = probe_view(result, TargetRecord(), time.time(), STALE_AFTER)
+    assert any(note.text.startswith(MEMBERSHIP_FAILING_NOTE) for note in view.notes)
 
 
 def describe_as(monkeypatch: pytest.MonkeyPatch, status: str) -> None:
@@ -354,6 +409,7 @@ async def test_least_privilege_user_gets_a_healthy_probe(
     assert result.reason is None, result.error
     assert_status(values, up=1, available=1, stale=0)
     assert values.value("ld_store_probe_schema_ok") == 1
+    assert values.value("ld_store_probe_success") == 1  # membership read included
 
 
 async def test_user_without_get_item_is_no_permission(
@@ -367,6 +423,8 @@ async def test_user_without_get_item_is_no_permission(
     assert result.reason == "no_permission"
     assert_status(values, up=1, available=0, stale=0)
     assert values.value("ld_store_probe_schema_ok") == 1
+    assert values.value("ld_store_membership_read_ok") == 0
+    assert values.value("ld_store_probe_success") == 0
     assert result.error is not None
     assert "GetItem" in result.error
 

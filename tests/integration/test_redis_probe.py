@@ -15,9 +15,12 @@ from pydantic import SecretStr
 from devtools.servers.redis_server import RedisServer, RedisTls
 from devtools.servers.tls import TlsCertSet
 from monitor.config import ProbeConfig, Sdk, TlsConfig
+from monitor.export.report import MARKER_ONLY_NOTE, MEMBERSHIP_FAILING_NOTE, probe_view
+from monitor.export.verdict import Verdict
 from monitor.probes.redis.probe import RedisProbe
 from monitor.probes.result import ProbeResult
-from monitor.probes.runner import ProbeRunner
+from monitor.probes.runner import ProbeRunner, TargetRecord
+from monitor.store_keys import membership_probe_hash
 from monitor.targets import RedisEndpoint
 from tests.support.clock import now_ms
 from tests.support.endpoints import UNRESOLVABLE_HOST, BlackholeServer
@@ -239,6 +242,85 @@ async def test_acl_user_with_wrong_password_is_auth(redis_acl: AclRedis) -> None
         )
     )
     assert result.reason == "auth"
+
+
+# -- the membership read: SMEMBERS of an include set, in the same round trip ---------
+
+MEMBER_KEY = f"{PREFIX}:big_segment_include:{membership_probe_hash()}"
+
+
+async def test_every_probe_reads_membership_and_succeeds(store: Store) -> None:
+    """A healthy store, as the default and as a read-only ACL user: membership 1, success 1."""
+    write(store.server, lambda c: c.set(KEY, str(now_ms())))
+    before = smembers_calls(store.server)
+    result, values = await probe(store.endpoint())
+    assert_status(values, up=1, available=1, stale=0)
+    assert result.membership_read_ok is True
+    assert values.value("ld_store_membership_read_ok") == 1
+    assert values.value("ld_store_probe_success") == 1
+    assert smembers_calls(store.server) - before == 1
+
+
+def smembers_calls(server: RedisServer) -> int:
+    """SMEMBERS calls the server has answered since its start (INFO commandstats)."""
+    with server.admin() as client:
+        stats = client.info("commandstats").get("cmdstat_smembers", {})
+    return int(stats.get("calls", 0))
+
+
+async def test_an_unparseable_marker_with_membership_working_keeps_evaluations_right(
+    store: Store,
+) -> None:
+    """Marker unparseable, membership read fine: available 0, success 0, membership 1."""
+    write(store.server, lambda c: c.set(KEY, "yesterday"))
+    result, values = await probe(store.endpoint())
+    assert_status(values, up=1, available=0, stale=0)
+    assert values.value("ld_store_probe_success") == 0
+    assert values.value("ld_store_membership_read_ok") == 1
+    notes = probe_view(result, TargetRecord(), time.time(), STALE_AFTER).notes
+    assert MARKER_ONLY_NOTE in [note.text for note in notes]
+
+
+async def test_a_user_denied_smembers_fails_membership_reads(
+    redis_acl: AclRedis,
+) -> None:
+    """GET and TYPE allowed, SMEMBERS not: available 1, membership 0, success 0, failing."""
+    write(redis_acl.server, lambda c: c.set(KEY, str(now_ms())))
+    name, password = "ldnosets", "ldnosets-secret"
+    rules = ("-@all", "+get", "+type", "+auth", "+hello", "+ping")
+    write(
+        redis_acl.server,
+        lambda c: c.execute_command(
+            "ACL", "SETUSER", name, "reset", "on", f">{password}", "~*", *rules
+        ),
+    )
+    try:
+        result, values = await probe(
+            endpoint_of(redis_acl.server, username=name, password=SecretStr(password))
+        )
+    finally:
+        write(redis_acl.server, lambda c: c.execute_command("ACL", "DELUSER", name))
+    assert_status(values, up=1, available=1, stale=0)
+    assert result.reason == "no_permission"
+    assert values.value("ld_store_membership_read_ok") == 0
+    assert values.value("ld_store_probe_success") == 0
+    view = probe_view(result, TargetRecord(), time.time(), STALE_AFTER)
+    assert any(note.text.startswith(MEMBERSHIP_FAILING_NOTE) for note in view.notes)
+    assert view.verdict is Verdict.FAILING
+
+
+async def test_an_include_key_of_the_wrong_type_fails_membership_reads(
+    store: Store,
+) -> None:
+    """The include key holds a string, not a set: WRONGTYPE, reason schema, membership 0."""
+    write(store.server, lambda c: c.set(KEY, str(now_ms())))
+    write(store.server, lambda c: c.set(MEMBER_KEY, "not a set"))
+    result, values = await probe(store.endpoint())
+    assert result.reason == "schema"
+    assert result.membership_error is not None
+    assert "WRONGTYPE" in result.membership_error
+    assert values.value("ld_store_membership_read_ok") == 0
+    assert values.value("ld_store_probe_success") == 0
 
 
 # -- TLS -------------------------------------------------------------------------------

@@ -385,9 +385,30 @@ class RedisCluster:
 
 
 def start_redis_cluster(
-    tmp_dir: Path, *, masters: int = 3, password: str | None = None
+    tmp_dir: Path,
+    *,
+    masters: int = 3,
+    password: str | None = None,
+    tls: RedisTls | None = None,
 ) -> RedisCluster:
-    """Start `masters` cluster-enabled redis-servers, share the slots, join them."""
+    """Start `masters` cluster-enabled redis-servers, share the slots, join them.
+
+    With `tls`, the nodes listen on TLS only, the cluster bus is TLS too, and
+    redirects name the TLS ports. The bus verifies both ends, so `tls.client`
+    (a client certificate of the same CA) is required.
+    """
+    bus_tls: tuple[str, ...] = ()
+    if tls is not None:
+        if tls.client is None:
+            raise ValueError("a TLS cluster needs tls.client for its bus")
+        bus_tls = (
+            "--tls-cluster",
+            "yes",
+            "--tls-client-cert-file",
+            str(tls.client.cert_file),
+            "--tls-client-key-file",
+            str(tls.client.key_file),
+        )
     nodes: list[RedisServer] = []
     bus_ports = [free_port() for _ in range(masters)]
     try:
@@ -396,7 +417,9 @@ def start_redis_cluster(
                 start_redis(
                     tmp_dir,
                     password=password,
+                    tls=tls,
                     extra_args=(
+                        *bus_tls,
                         "--cluster-enabled",
                         "yes",
                         # The bus port would be port + 10000, maybe above 65535.

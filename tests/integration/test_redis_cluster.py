@@ -17,8 +17,14 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from devtools.servers.redis_server import RedisCluster, RedisServer, start_redis_cluster
-from monitor.config import ProbeConfig, Sdk
+from devtools.servers.redis_server import (
+    RedisCluster,
+    RedisServer,
+    RedisTls,
+    start_redis_cluster,
+)
+from devtools.servers.tls import TlsCertSet
+from monitor.config import ProbeConfig, Sdk, TlsConfig
 from monitor.probes.profiles import profile_of
 from monitor.probes.redis.probe import RedisProbe
 from monitor.probes.result import ProbeResult
@@ -150,5 +156,28 @@ async def test_a_redirect_is_followed_with_the_same_credentials(
         )
         assert result.reason is None, result.error
         assert result.synchronized_on_ms == synced
+    finally:
+        cluster.stop()
+
+
+async def test_a_redirect_is_followed_with_the_same_tls_settings(
+    tmp_path: Path, tls_certs: TlsCertSet
+) -> None:
+    """A TLS-only cluster: the followed connection speaks TLS and verifies the
+    node against the same CA and server name."""
+    cluster = start_redis_cluster(
+        tmp_path, tls=RedisTls(server=tls_certs.server, client=tls_certs.client)
+    )
+    try:
+        synced = now_ms() - 5_000
+        owner = cluster.set(KEY, str(synced))
+        elsewhere = cluster.others(owner)[0]
+        tls = TlsConfig(ca_file=Path(tls_certs.ca.cert_file), server_name="localhost")
+        result, _ = await probe(elsewhere, Sdk.DOTNET, tls=tls)
+        assert result.reason is None, result.error
+        assert result.synchronized_on_ms == synced
+        assert "tls" in dict(result.phases)
+        redirect = next(step for step in result.steps if step.name == "redirect")
+        assert redirect.detail == f"MOVED to {owner.address}"
     finally:
         cluster.stop()

@@ -104,7 +104,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
                "probe", "per_scrape"),
     FamilySpec("ld_store_membership_read_ok", "gauge",
                "1 if the membership read the SDKs make for an evaluation "
-               f"succeeded (absent: not attempted). {_PROBE}",
+               f"succeeded (0 also when the store could not be read). {_PROBE}",
                "probe", "per_result"),
     FamilySpec("ld_store_probe_duration_seconds", "gauge",
                f"Duration of the last probe. {_PROBE}",

@@ -145,7 +145,8 @@ class ProbeResult:
     raw: RawMetadata | None = None
     # The membership read an SDK makes for an evaluation (Redis SMEMBERS of an
     # include set, DynamoDB GetItem of a membership item), for a context no
-    # one uses. None: not attempted (the probe failed before it).
+    # one uses; False too when the store could not be read at all (SDKs'
+    # reads fail the same way). None: not known (a result made without it).
     membership_read_ok: bool | None = None
     membership_error: str | None = None
 
@@ -227,7 +228,10 @@ class Recorder:
         steps: tuple[Step, ...] | None = None,
         tls_not_after: float | None = None,
     ) -> ProbeResult:
-        """The result of a probe that failed: nothing read, up as far as it got."""
+        """The result of a probe that failed: nothing read, up as far as it got.
+
+        The SDKs' membership reads fail the same way: membership_read_ok False.
+        """
         return ProbeResult(
             finished_at=finished_at,
             duration=self.elapsed(),
@@ -237,6 +241,8 @@ class Recorder:
             synchronized_on_ms=None,
             reason=reason,
             error=message,
+            membership_read_ok=False,
+            membership_error=message,
             phases=tuple(self.phases.items()),
             steps=tuple(self.steps) if steps is None else steps,
             tls_not_after=tls_not_after,

@@ -284,6 +284,7 @@ async def test_missing_table_is_not_found_and_up(moto: MotoServer) -> None:
     assert result.reason == "not_found"
     assert_status(values, up=1, available=0, stale=0)
     assert values.value("ld_store_probe_success") == 0
+    assert values.value("ld_store_membership_read_ok") == 0
     assert values.value("ld_store_probe_failures_total", reason="not_found") == 1
     assert values.value("ld_store_probe_schema_ok") is None
     assert result.table is None

@@ -417,10 +417,12 @@ async def test_client_certificate_is_presented_when_required(
 
 
 async def test_closed_port_is_refused(closed_port: int) -> None:
-    """Nothing listening: reason refused, up 0."""
+    """Nothing listening: reason refused, up 0, and the SDKs' membership reads fail too."""
     result, values = await probe(RedisEndpoint(host="127.0.0.1", port=closed_port))
     assert result.reason == "refused"
     assert_status(values, up=0, available=0, stale=0)
+    assert values.value("ld_store_membership_read_ok") == 0
+    assert values.value("ld_store_probe_success") == 0
 
 
 async def test_unresolvable_host_is_dns() -> None:

@@ -10,7 +10,7 @@ from monitor.export.report import (
 )
 from monitor.export.verdict import Verdict
 from monitor.probes.profiles import RawMetadata
-from monitor.probes.result import ProbeResult, Reason
+from monitor.probes.result import ProbeResult, Reason, Recorder
 from monitor.probes.runner import TargetRecord
 
 NOW = 1_800_000_000.0
@@ -119,3 +119,12 @@ def test_a_missing_table_is_up_without_success() -> None:
     )
     assert probe.up
     assert not probe.success()
+
+
+def test_a_failed_probe_reports_the_membership_read_failed_too() -> None:
+    """A store not read at all (refused, auth): SDKs' membership reads fail as well."""
+    probe = Recorder().failure(Reason.REFUSED, "connection refused", NOW)
+    assert probe.membership_read_ok is False
+    assert probe.membership_error == "connection refused"
+    assert not probe.success()
+    assert any(text.startswith(MEMBERSHIP_FAILING_NOTE) for text in notes_of(probe))

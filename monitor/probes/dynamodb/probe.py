@@ -425,6 +425,11 @@ class DynamoDBProbe:
         recorder.end(detail=f"GetItem: membership {namespace} (read works)")
 
     def _result(self, found: _Findings, recorder: Recorder) -> ProbeResult:
+        if found.membership_read_ok is None:
+            # Not attempted: the table or the endpoint already failed, and an
+            # SDK's membership read fails the same way.
+            found.membership_read_ok = False
+            found.membership_error = found.error()
         return ProbeResult(
             finished_at=self._clock(),
             duration=recorder.elapsed(),

@@ -117,6 +117,12 @@ EXPECTED_ALERTS: dict[str, frozenset[str]] = {
     "LDStoreUnavailable": frozenset(
         {WRONG_TYPE, WRONG_PASSWORD, DDB_WRONG_SCHEMA, DDB_MISSING}
     ),
+    # The membership read fails where the store cannot be read at all, and
+    # where the table's key schema rejects the GetItem; a wrong marker type
+    # (WRONG_TYPE) leaves it working.
+    "LDStoreMembershipReadFailing": frozenset(
+        {WRONG_PASSWORD, DDB_WRONG_SCHEMA, DDB_MISSING}
+    ),
     "LDStoreProbeDown": frozenset({WRONG_PASSWORD}),
     # DDB_UPDATING is in none: an UPDATING table still serves reads.
     "LDStoreSchemaInvalid": frozenset({WRONG_TYPE, DDB_WRONG_SCHEMA, DDB_CREATING}),

@@ -18,6 +18,7 @@ from monitor.config import ProbeConfig, Sdk, TlsConfig
 from monitor.export.report import MARKER_ONLY_NOTE, MEMBERSHIP_FAILING_NOTE, probe_view
 from monitor.export.verdict import Verdict
 from monitor.probes.redis.probe import RedisProbe
+from monitor.probes.redis.resp import RespConnection
 from monitor.probes.result import ProbeResult
 from monitor.probes.runner import ProbeRunner, TargetRecord
 from monitor.store_keys import membership_probe_hash
@@ -259,6 +260,32 @@ async def test_every_probe_reads_membership_and_succeeds(store: Store) -> None:
     assert values.value("ld_store_membership_read_ok") == 1
     assert values.value("ld_store_probe_success") == 1
     assert smembers_calls(store.server) - before == 1
+
+
+async def test_the_membership_read_shares_the_metadata_reads_round_trip(
+    redis_plain: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between health reads a probe sends once: TYPE, GET and SMEMBERS in one write."""
+    write(redis_plain, lambda c: c.set(KEY, str(now_ms())))
+    sent: list[tuple[tuple[str | bytes | int, ...], ...]] = []
+    original = RespConnection.send
+
+    def send(self: RespConnection, *commands: tuple[str | bytes | int, ...]) -> None:
+        sent.append(commands)
+        original(self, *commands)
+
+    monkeypatch.setattr(RespConnection, "send", send)
+    log = structlog.get_logger("test")
+    redis_probe = RedisProbe(log)  # one probe: its health reads are cached
+    target = static_target(endpoint_of(redis_plain), prefix=PREFIX)
+    for _ in range(2):
+        sent.clear()
+        runner = ProbeRunner({"redis": redis_probe}, ProbeConfig(interval=10), log)
+        await runner.run_round([target])
+    result = runner.records["t1"].result
+    assert result is not None
+    assert result.membership_read_ok is True
+    assert sent == [(("TYPE", KEY), ("GET", KEY), ("SMEMBERS", MEMBER_KEY))]
 
 
 def smembers_calls(server: RedisServer) -> int:

@@ -11,6 +11,7 @@ Every store key name lives here and nowhere else. Source: python-server-sdk
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 
 # Redis: the SDKs' and Relay's default prefix when none is configured.
@@ -92,6 +93,7 @@ def context_hash(context_key: str) -> str:
 MEMBERSHIP_PROBE_CONTEXT_KEY = "ld-store-monitor/membership-probe/no-such-context"
 
 
+@functools.cache
 def membership_probe_hash() -> str:
     """The context hash the membership read of every probe asks for."""
     return context_hash(MEMBERSHIP_PROBE_CONTEXT_KEY)

@@ -269,19 +269,19 @@ class RedisProbe:
             )
             if health_due:
                 await self._refresh_health(target, conn, replies[-1], recorder)
-            return _with_membership(
-                self._interpret(
-                    key,
-                    replies[0],
-                    replies[1],
-                    recorder,
-                    session,
-                    target_id=target.id,
-                    canaries=canaries,
-                ),
-                member_key,
-                replies[2],
+            result = self._interpret(
+                key,
+                replies[0],
+                replies[1],
+                recorder,
+                session,
+                target_id=target.id,
+                canaries=canaries,
+                membership_read_ok=isinstance(replies[2], list),
             )
+            if result.membership_read_ok:
+                return result
+            return _with_membership(result, member_key, replies[2])
         except (
             ProbeError,
             OSError,
@@ -452,6 +452,7 @@ class RedisProbe:
         *,
         target_id: str,
         canaries: tuple[CanaryResult, ...],
+        membership_read_ok: bool | None = None,
     ) -> ProbeResult:
         """Apply the SDK's reading of GET; TYPE tells schema problems apart."""
         cached = self._health.get(target_id)
@@ -518,4 +519,5 @@ class RedisProbe:
             membership_present=cached.membership if cached else None,
             canaries=canaries,
             raw=raw,
+            membership_read_ok=membership_read_ok,
         )

@@ -207,6 +207,7 @@ def rich_state() -> MonitorState:
             CanaryResult("gone", False, "expected included, found nothing"),
             CanaryResult("unknown", None, "no generation"),
         ),
+        membership_read_ok=True,
     )
     broken = ProbeResult(
         NOW - 2,
@@ -218,6 +219,8 @@ def rich_state() -> MonitorState:
         reason=Reason.AUTH,
         error="denied",
         phases=(("connect", 0.25),),
+        membership_read_ok=False,
+        membership_error="denied",
     )
     future = ProbeResult(
         NOW - 1,

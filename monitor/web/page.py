@@ -111,6 +111,11 @@ def _probe_cell(row: Row) -> str:
     return _word(probe.verdict) + _details(
         *state,
         "schema mismatch" if probe.schema_ok is False else None,
+        # A store that answers but whose membership reads fail: contexts
+        # fall out of big segments, whatever the marker says.
+        "membership reads fail"
+        if probe.up and probe.membership_read_ok is False
+        else None,
         _table_status(probe.table),
         f"reason: {probe.reason}" if probe.reason else None,
         f"{failures} failures in a row" if failures > 1 else None,

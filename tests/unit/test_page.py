@@ -309,6 +309,24 @@ def test_an_updating_table_is_shown_as_such_and_not_as_a_failure() -> None:
     assert parse(html).badges == [Verdict.HEALTHY, Verdict.FAILING, Verdict.HEALTHY]
 
 
+def test_failing_membership_reads_are_named_in_the_probe_cell() -> None:
+    """Marker fine, membership reads failing: the cell says so; a working read says nothing."""
+    failing = replace(
+        row("Web production", Verdict.FAILING),
+        probe=replace(
+            PROBE,
+            success=False,
+            membership_read_ok=False,
+            reason=Reason.NO_PERMISSION,
+            verdict=Verdict.FAILING,
+        ),
+    )
+    working = replace(row("Web staging", Verdict.HEALTHY), id="working")
+    cells = re.findall(r'<td class="c-probe">(.*?)</td>', render([failing, working]))
+    assert "membership reads fail" in cells[0]
+    assert "membership" not in cells[1]
+
+
 def test_launchdarkly_errors_are_labelled_with_status_and_age() -> None:
     """LaunchDarkly's own errors carry their status code and how long ago they happened."""
     api = replace(

@@ -3,16 +3,18 @@
 200 tables (one target each) on a local moto server running in a child
 process. The monitor probes them through `Monitor.probe_round()` (static
 targets, the default concurrency 64 and per-host 16: every table sits
-behind one endpoint, so 16 in flight). In steady state a probe is one
-GetItem: DescribeTable is cached for 10 minutes and the membership Query
+behind one endpoint, so 16 in flight). In steady state a probe is two
+GetItem, the metadata item and one context's membership item, as an SDK
+reads them: DescribeTable is cached for 10 minutes and the membership Query
 runs every `probe.health_interval`. The warm-up round does both; the
 interval is raised to 1 h so no timed round repeats them.
 
-The floor makes the same steady-state calls: one consistent GetItem of each
-metadata item through one aiobotocore client with the monitor's client
+The floor makes the same steady-state calls: two consistent GetItem per
+target, in the same order, through one aiobotocore client with the monitor's client
 settings (pool 16, same timeouts and retry mode), 16 at a time. moto counts
 requests by operation, which proves that each timed round of either side
-sent exactly N GetItem and nothing else.
+sent exactly 2N GetItem (the metadata item and one context's membership
+item per target, as an SDK reads them) and nothing else.
 
     .venv/bin/python -m bench.dynamodb_round [--quick] [--repeat 5] [--json]
 """
@@ -42,7 +44,11 @@ from monitor.daemon import freeze_startup_objects
 from monitor.probes.dynamodb.clients import client_config
 from monitor.probes.dynamodb.probe import MAX_POOL_CONNECTIONS
 from monitor.service.monitor import Monitor
-from monitor.store_keys import dynamodb_metadata_key
+from monitor.store_keys import (
+    dynamodb_membership_namespace,
+    dynamodb_metadata_key,
+    membership_probe_hash,
+)
 
 RATIO_TARGET = 1.3
 
@@ -78,8 +84,10 @@ def monitor_config(endpoint_url: str, count: int) -> Config:
 async def floor_round(
     client: Any, targets: list[tuple[str, str]], concurrency: int
 ) -> None:
-    """One consistent GetItem per target, `concurrency` at a time."""
+    """Per target, `concurrency` at a time, what an SDK reads: the metadata item,
+    then one context's membership item (two consistent GetItem, in order)."""
     limit = asyncio.Semaphore(concurrency)
+    member = membership_probe_hash()
 
     async def one(table: str, prefix: str) -> int:
         key = dynamodb_metadata_key(prefix)
@@ -87,6 +95,14 @@ async def floor_round(
             reply = await client.get_item(
                 TableName=table,
                 Key={"namespace": {"S": key}, "key": {"S": key}},
+                ConsistentRead=True,
+            )
+            await client.get_item(
+                TableName=table,
+                Key={
+                    "namespace": {"S": dynamodb_membership_namespace(prefix)},
+                    "key": {"S": member},
+                },
                 ConsistentRead=True,
             )
         return int(reply["Item"]["synchronizedOn"]["N"])
@@ -114,8 +130,9 @@ async def _timed_floor(
 
 
 def _check(counts: Counter[str], n: int, side: str) -> None:
-    if counts != Counter({"GetItem": n}):
-        raise RuntimeError(f"{side} sent {dict(counts)}, expected {n} GetItem")
+    # Two per target: the metadata item and one context's membership item.
+    if counts != Counter({"GetItem": 2 * n}):
+        raise RuntimeError(f"{side} sent {dict(counts)}, expected {2 * n} GetItem")
 
 
 async def main(options: Options) -> Report:
@@ -129,7 +146,8 @@ async def main(options: Options) -> Report:
         parameters={
             "N": count,
             "server": "moto (child process)",
-            "steady_state": "1 GetItem per target (DescribeTable, Query cached)",
+            "steady_state": "2 GetItem per target: metadata, one membership item "
+            "(DescribeTable, Query cached)",
         },
     )
     targets = tables(count)
@@ -196,8 +214,9 @@ async def main(options: Options) -> Report:
     report.add("monitor CPU per target", [m[1] / count * 1e6 for m in mon], "µs")
     report.add("floor CPU per target", [f[1] / count * 1e6 for f in flo], "µs")
     report.note(
-        f"each timed round of both sides sent exactly {count} GetItem "
-        "(counted by the moto child); concurrency 16 on both sides"
+        f"each timed round of both sides sent exactly {2 * count} GetItem, "
+        "metadata and membership (counted by the moto child); concurrency 16 "
+        "on both sides"
     )
     report.note("CPU figures are this process only; moto's own work runs in its child")
     return report

@@ -62,13 +62,16 @@ class Family:
 
     def add(self, labels: str, value: float, extra: str = "") -> None:
         """One sample: `labels` is a rendered label set, `extra` more to append."""
+        self.lines.append(self.line(labels, value, extra))
+
+    def line(self, labels: str, value: float, extra: str = "") -> str:
+        """The text `add` appends, for a caller that keeps it between scrapes."""
         if extra:
             labels = f"{labels},{extra}" if labels else extra
         text = format_value(value)
         if labels:
-            self.lines.append(f"{self.sample}{{{labels}}} {text}\n")
-        else:
-            self.lines.append(f"{self.sample} {text}\n")
+            return f"{self.sample}{{{labels}}} {text}\n"
+        return f"{self.sample} {text}\n"
 
     def put(self, head: str, value: float) -> None:
         """One sample of a target: `head` is `{labels} ` from `head_of`."""
@@ -85,8 +88,15 @@ class Family:
         return f"# HELP {self.sample} {self.help}\n# TYPE {self.sample} {self.kind}\n"
 
 
-def capture(families: tuple[Family, ...], fill: Callable[[], None]) -> tuple[str, ...]:
-    """Run `fill` against empty families; return the text it wrote to each, in order.
+# Kept text: (index of the family in its tuple, the text written to it), for
+# the families that got any. A store has samples in only some of the
+# families (no TLS, no DynamoDB table, ...): keeping the empty ones out
+# makes a scrape append only what is there.
+Chunks = tuple[tuple[int, str], ...]
+
+
+def capture(families: tuple[Family, ...], fill: Callable[[], None]) -> Chunks:
+    """Run `fill` against empty families; return the text it wrote, family by family.
 
     This is how a target's samples are rendered once and kept between
     scrapes: the same `put`/`add` code writes them.
@@ -96,17 +106,54 @@ def capture(families: tuple[Family, ...], fill: Callable[[], None]) -> tuple[str
         family.lines = []
     try:
         fill()
-        return tuple("".join(family.lines) for family in families)
+        return tuple(
+            (index, "".join(family.lines))
+            for index, family in enumerate(families)
+            if family.lines
+        )
     finally:
         for family, lines in zip(families, saved, strict=True):
             family.lines = lines
 
 
-def extend(families: tuple[Family, ...], chunks: tuple[str, ...]) -> None:
-    """Append kept text (from `capture`) to each family."""
-    for family, chunk in zip(families, chunks, strict=True):
-        if chunk:
-            family.lines.append(chunk)
+def extend(families: tuple[Family, ...], chunks: Chunks) -> None:
+    """Append kept text (from `capture`) to the families it was written to."""
+    for index, chunk in chunks:
+        families[index].lines.append(chunk)
+
+
+class KeptLines:
+    """Every store's kept text sorted into per-family lists, reused while none changed.
+
+    A scrape then hands each family one list (a C-level `extend`) instead of
+    appending each store's text family by family: at thousands of stores
+    that loop was a third of the scrape. The lists hold references to the
+    kept strings, not copies. They are rebuilt when any store's kept text is
+    a different object than last time, which happens once after each round
+    (the daemon pre-renders then), not on the scrape.
+    """
+
+    __slots__ = ("_lists", "_sources")
+
+    def __init__(self) -> None:
+        self._sources: tuple[Chunks, ...] = ()
+        self._lists: tuple[list[str], ...] = ()
+
+    def extend(self, families: tuple[Family, ...], sources: list[Chunks]) -> None:
+        """Append the text of `sources` (in order) to `families`."""
+        known = self._sources
+        if (
+            len(sources) != len(known)
+            or len(self._lists) != len(families)
+            or any(a is not b for a, b in zip(sources, known, strict=True))
+        ):
+            lists: tuple[list[str], ...] = tuple([] for _ in families)
+            for chunks in sources:
+                for index, chunk in chunks:
+                    lists[index].append(chunk)
+            self._sources, self._lists = tuple(sources), lists
+        for family, lines in zip(families, self._lists, strict=True):
+            family.lines.extend(lines)
 
 
 def render_chunks(families: list[Family], *, openmetrics: bool) -> Iterator[bytes]:

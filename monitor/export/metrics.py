@@ -18,17 +18,19 @@ from typing import Literal
 from monitor import __version__
 from monitor.config import ProbeConfig, Sdk
 from monitor.export.exposition import (
+    Chunks,
     Family,
+    KeptLines,
     Kind,
     capture,
     escape,
-    extend,
     head_of,
     label_string,
     render,
 )
 from monitor.export.verdict import sync_disagreement
 from monitor.launchdarkly.discovery import DiscoveredIntegration
+from monitor.probes.profiles import Parsed, profile_of, read_metadata, status_of
 from monitor.probes.result import ProbeResult
 from monitor.probes.runner import TargetRecord
 from monitor.service.state import MonitorState
@@ -272,8 +274,26 @@ class ScrapeCache:
     """
 
     def __init__(self) -> None:
-        self.probe: dict[str, tuple[ProbeResult, str, tuple[str, ...]]] = {}
-        self.api: dict[str, tuple[DiscoveredIntegration, str, tuple[str, ...]]] = {}
+        self.probe: dict[str, KeptResult] = {}
+        self.api: dict[str, tuple[DiscoveredIntegration, str, Chunks]] = {}
+        # target id -> (labels, sdk, the ld_store_target_info sample line)
+        self.info: dict[str, tuple[str, Sdk, str]] = {}
+        self.api_lines = KeptLines()
+        self.probe_lines = KeptLines()
+
+
+@dataclass(frozen=True, slots=True)
+class KeptResult:
+    """What a scrape keeps of one target's result: its text, and its judgement
+    under the target's profile as far as it does not depend on the time."""
+
+    result: ProbeResult
+    labels: str
+    sdk: Sdk
+    chunks: Chunks
+    parsed: Parsed  # what the SDK made of the metadata read
+    python_parsed: Parsed  # ... and the python rules, which the disagreement uses
+    success: bool  # ld_store_probe_success
 
 
 def prerender(state: MonitorState, cache: ScrapeCache) -> None:
@@ -323,7 +343,7 @@ class _ApiFamilies:
 
     def per_result_text(
         self, labels: str, item: DiscoveredIntegration, counts: Mapping[str, int]
-    ) -> tuple[str, ...]:
+    ) -> Chunks:
         """One integration's text for each per-result family."""
         return capture(
             self.per_result, lambda: self._add_per_result(labels, item, counts)
@@ -372,6 +392,7 @@ def _api_side(
     families = _ApiFamilies(scrape)
     counters = state.api.errors_total if state.api is not None else {}
     kept = cache.api
+    sources: list[Chunks] = []
     for item in state.view.integrations:
         labels = _integration_labels(item)
         entry = kept.get(item.integration.id)
@@ -379,12 +400,13 @@ def _api_side(
             counts: Mapping[str, int] = counters.get(item.integration.id, {})
             entry = (item, labels, families.per_result_text(labels, item, counts))
             kept[item.integration.id] = entry
-        extend(families.per_result, entry[2])
+        sources.append(entry[2])
         last_sync_ms = item.integration.status.last_sync_ms
         if last_sync_ms is not None:
             families.sync_age.put(
                 head_of(labels), max(0.0, now - last_sync_ms / 1000.0)
             )
+    cache.api_lines.extend(families.per_result, sources)
     if len(kept) > len(state.view.integrations):
         present = {item.integration.id for item in state.view.integrations}
         for integration_id in list(kept.keys() - present):
@@ -397,35 +419,86 @@ def _probe_side(
     families = _ProbeFamilies(scrape)
     items = {item.integration.id: item for item in state.view.integrations}
     kept = cache.probe
+    infos = cache.info
+    sources: list[Chunks] = []
     for target in state.targets:
         labels = label_string(LABEL_NAMES, target.labels.values())
-        families.target_info.add(labels, 1.0, f'sdk="{target.sdk}"')
+        info = infos.get(target.id)
+        if info is None or info[0] is not labels or info[1] is not target.sdk:
+            line = families.target_info.line(labels, 1.0, f'sdk="{target.sdk}"')
+            info = infos[target.id] = (labels, target.sdk, line)
+        families.target_info.lines.append(info[2])
         record = state.records.get(target.id)
         if record is None or record.result is None:
             continue
         result = record.result
         head = head_of(labels)
         entry = kept.get(target.id)
-        if entry is None or entry[0] is not result or entry[1] is not labels:
-            entry = (result, labels, families.per_result_text(labels, head, record))
+        if (
+            entry is None
+            or entry.result is not result
+            or entry.labels is not labels
+            or entry.sdk is not target.sdk
+        ):
+            entry = KeptResult(
+                result,
+                labels,
+                target.sdk,
+                families.per_result_text(labels, head, record),
+                _parsed(target.sdk, result),
+                _parsed(Sdk.PYTHON, result),
+                result.success(target.sdk),
+            )
             kept[target.id] = entry
-        extend(families.per_result, entry[2])
+        sources.append(entry.chunks)
         stale_after = state.stale_after_of(target)
         families.add_dynamic(
             head,
             result,
             now,
             stale_after,
-            target.sdk,
+            entry,
             last_stale=record.last_stale(stale_after, target.sdk),
         )
-        disagreement = sync_disagreement(items.get(target.id), result, now, stale_after)
+        item = items.get(target.id)
+        disagreement = (
+            None
+            if item is None
+            else sync_disagreement(
+                item,
+                result,
+                now,
+                stale_after,
+                status_of(
+                    PYTHON_PROFILE,
+                    entry.python_parsed,
+                    now=now,
+                    stale_after=stale_after,
+                ),
+            )
+        )
         if disagreement is not None:
             families.disagreement.put_flag(head, bool(disagreement))
-    if len(kept) > len(state.targets):
+    cache.probe_lines.extend(families.per_result, sources)
+    if len(kept) > len(state.targets) or len(infos) > len(state.targets):
         present = {t.id for t in state.targets}
-        for target_id in list(kept.keys() - present):
+        for target_id in kept.keys() - present:
             del kept[target_id]
+        for target_id in infos.keys() - present:
+            del infos[target_id]
+
+
+PYTHON_PROFILE = profile_of(Sdk.PYTHON)
+
+
+def _parsed(sdk: Sdk, result: ProbeResult) -> Parsed:
+    """What SDK `sdk` made of the result's metadata read (time-independent)."""
+    return read_metadata(
+        profile_of(sdk),
+        read_ok=result.read_ok,
+        synchronized_on_ms=result.synchronized_on_ms,
+        raw=result.raw,
+    )
 
 
 def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:
@@ -492,9 +565,7 @@ class _ProbeFamilies:
         # The families whose samples change only when a new probe result lands.
         self.per_result = families.select(_PROBE_PER_RESULT)
 
-    def per_result_text(
-        self, labels: str, head: str, record: TargetRecord
-    ) -> tuple[str, ...]:
+    def per_result_text(self, labels: str, head: str, record: TargetRecord) -> Chunks:
         """One target's text for each per-result family, kept until its next result."""
         return capture(
             self.per_result, lambda: self._add_per_result(labels, head, record)
@@ -506,19 +577,23 @@ class _ProbeFamilies:
         result: ProbeResult,
         now: float,
         stale_after: float,
-        sdk: Sdk = Sdk.PYTHON,
+        kept: KeptResult,
         *,
         last_stale: bool = False,
     ) -> None:
         """The series computed at scrape time: the store's age and the SDK's status."""
         if result.synchronized_on_ms is not None:
             self.sync_age.put(head, now - result.synchronized_on_ms / 1000.0)
-        available, stale = result.sdk_status(
-            now, stale_after, sdk, last_stale=last_stale
+        available, stale = status_of(
+            profile_of(kept.sdk),
+            kept.parsed,
+            now=now,
+            stale_after=stale_after,
+            last_stale=last_stale,
         )
         self.available.put_flag(head, available)
         self.stale.put_flag(head, stale)
-        self.success.put_flag(head, result.success(sdk))
+        self.success.put_flag(head, kept.success)
 
     def _add_per_result(self, labels: str, head: str, record: TargetRecord) -> None:
         result = record.result

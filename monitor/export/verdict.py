@@ -101,6 +101,7 @@ def sync_disagreement(
     result: ProbeResult,
     now: float,
     stale_after: float,
+    store_status: tuple[bool, bool] | None = None,
 ) -> Disagreement | Literal[False] | None:
     """Do LaunchDarkly and the store contradict each other, and how?
 
@@ -117,7 +118,9 @@ def sync_disagreement(
     if item is None or not result.read_ok:
         return None
     status = item.integration.status
-    available, stale = result.sdk_status(now, stale_after)
+    # `store_status`: the store's (available, stale) by the python rules, when
+    # the caller has it already (the scrape keeps the parsed marker per result).
+    available, stale = store_status or result.sdk_status(now, stale_after)
     store_fresh = available and not stale
     if status.available is False:
         return Disagreement.API_UNAVAILABLE_BUT_FRESH if store_fresh else False

@@ -34,7 +34,9 @@ __all__ = [
     "RawMetadata",
     "Read",
     "profile_of",
+    "read_metadata",
     "sdk_status",
+    "status_of",
 ]
 
 
@@ -456,13 +458,42 @@ def sdk_status(
     `raw` None means the metadata read failed, or a result made without it:
     then `read_ok` and `synchronized_on_ms` (the Python reading) stand in.
     """
-    parsed: Parsed
+    parsed = read_metadata(
+        profile, read_ok=read_ok, synchronized_on_ms=synchronized_on_ms, raw=raw
+    )
+    return status_of(
+        profile, parsed, now=now, stale_after=stale_after, last_stale=last_stale
+    )
+
+
+def read_metadata(
+    profile: Profile,
+    *,
+    read_ok: bool,
+    synchronized_on_ms: int | None,
+    raw: RawMetadata | None,
+) -> Parsed:
+    """What `profile`'s SDK made of the metadata read: a timestamp, missing or failed.
+
+    It depends on the result alone, not on the time: the scrape keeps it per
+    result and only `status_of` runs at every scrape.
+    """
     if raw is not None:
-        parsed = parse(profile, raw)
-    elif not read_ok:
-        parsed = Read.FAILED
-    else:
-        parsed = Read.MISSING if synchronized_on_ms is None else synchronized_on_ms
+        return parse(profile, raw)
+    if not read_ok:
+        return Read.FAILED
+    return Read.MISSING if synchronized_on_ms is None else synchronized_on_ms
+
+
+def status_of(
+    profile: Profile,
+    parsed: Parsed,
+    *,
+    now: float,
+    stale_after: float,
+    last_stale: bool = False,
+) -> tuple[bool, bool]:
+    """(available, stale) of what `read_metadata` gave, at time `now`."""
     if parsed is Read.FAILED:
         if profile.read_error_available:
             return True, True

@@ -116,12 +116,6 @@ def capture(families: tuple[Family, ...], fill: Callable[[], None]) -> Chunks:
             family.lines = lines
 
 
-def extend(families: tuple[Family, ...], chunks: Chunks) -> None:
-    """Append kept text (from `capture`) to the families it was written to."""
-    for index, chunk in chunks:
-        families[index].lines.append(chunk)
-
-
 class KeptLines:
     """Every store's kept text sorted into per-family lists, reused while none changed.
 

@@ -30,7 +30,7 @@ from monitor.export.exposition import (
 )
 from monitor.export.verdict import sync_disagreement
 from monitor.launchdarkly.discovery import DiscoveredIntegration
-from monitor.probes.profiles import Parsed, profile_of, read_metadata, status_of
+from monitor.probes.profiles import Parsed, profile_of, status_of
 from monitor.probes.result import ProbeResult
 from monitor.probes.runner import TargetRecord
 from monitor.service.state import MonitorState
@@ -445,8 +445,8 @@ def _probe_side(
                 labels,
                 target.sdk,
                 families.per_result_text(labels, head, record),
-                _parsed(target.sdk, result),
-                _parsed(Sdk.PYTHON, result),
+                result.parsed(target.sdk),
+                result.parsed(Sdk.PYTHON),
                 result.success(target.sdk),
             )
             kept[target.id] = entry
@@ -489,16 +489,6 @@ def _probe_side(
 
 
 PYTHON_PROFILE = profile_of(Sdk.PYTHON)
-
-
-def _parsed(sdk: Sdk, result: ProbeResult) -> Parsed:
-    """What SDK `sdk` made of the result's metadata read (time-independent)."""
-    return read_metadata(
-        profile_of(sdk),
-        read_ok=result.read_ok,
-        synchronized_on_ms=result.synchronized_on_ms,
-        raw=result.raw,
-    )
 
 
 def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:

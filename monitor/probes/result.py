@@ -25,9 +25,14 @@ from enum import StrEnum
 from typing import Protocol
 
 from monitor.config import ProbeConfig, Sdk
-from monitor.probes.profiles import RawMetadata, Read, profile_of
-from monitor.probes.profiles import parse as parse_metadata
-from monitor.probes.profiles import sdk_status as profile_status
+from monitor.probes.profiles import (
+    Parsed,
+    RawMetadata,
+    Read,
+    profile_of,
+    read_metadata,
+    status_of,
+)
 from monitor.targets import Target
 
 
@@ -164,21 +169,30 @@ class ProbeResult:
         last_stale: bool = False,
     ) -> tuple[bool, bool]:
         """(available, stale) as SDK `sdk` reading the same store would report now."""
-        return profile_status(
+        return status_of(
             profile_of(sdk),
-            read_ok=self.read_ok,
-            synchronized_on_ms=self.synchronized_on_ms,
-            raw=self.raw,
+            self.parsed(sdk),
             now=now,
             stale_after=stale_after,
             last_stale=last_stale,
         )
 
+    def parsed(self, sdk: Sdk = Sdk.PYTHON) -> Parsed:
+        """What SDK `sdk` made of the metadata read: a timestamp, missing or failed.
+
+        It does not depend on the time, so a caller judging the same result
+        at every scrape keeps it (`export.metrics.KeptResult`).
+        """
+        return read_metadata(
+            profile_of(sdk),
+            read_ok=self.read_ok,
+            synchronized_on_ms=self.synchronized_on_ms,
+            raw=self.raw,
+        )
+
     def metadata_read_ok(self, sdk: Sdk = Sdk.PYTHON) -> bool:
         """The metadata read worked and SDK `sdk` can parse what it returned."""
-        if self.raw is None:
-            return self.read_ok
-        return parse_metadata(profile_of(sdk), self.raw) is not Read.FAILED
+        return self.parsed(sdk) is not Read.FAILED
 
     def success(self, sdk: Sdk = Sdk.PYTHON) -> bool:
         """The whole read SDK `sdk` makes worked: metadata and membership."""

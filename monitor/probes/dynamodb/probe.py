@@ -138,6 +138,15 @@ class _Findings:
         return "; ".join(message for _, message in self.problems) or None
 
 
+async def _get_item(client: Any, table: str, namespace: str, key: str) -> Any:
+    """One consistent GetItem of the item (`namespace`, `key`), as the probe reads."""
+    return await client.get_item(
+        TableName=table,
+        Key={DYNAMODB_PARTITION_KEY: {"S": namespace}, DYNAMODB_SORT_KEY: {"S": key}},
+        ConsistentRead=True,
+    )
+
+
 class DynamoDBProbe:
     """Probes DynamoDB big segment tables through shared, credentialed clients."""
 
@@ -331,14 +340,7 @@ class DynamoDBProbe:
         key = dynamodb_metadata_key(prefix, empty)
         recorder.begin("read")
         try:
-            response = await client.get_item(
-                TableName=table,
-                Key={
-                    DYNAMODB_PARTITION_KEY: {"S": key},
-                    DYNAMODB_SORT_KEY: {"S": key},
-                },
-                ConsistentRead=True,
-            )
+            response = await _get_item(client, table, key, key)
         except (BotoCoreError, ClientError) as err:
             reason, message, authenticated = classify(err)
             recorder.end(ok=False, detail=message)
@@ -402,14 +404,7 @@ class DynamoDBProbe:
         namespace = dynamodb_membership_namespace(prefix, empty)
         recorder.begin("read")
         try:
-            await client.get_item(
-                TableName=table,
-                Key={
-                    DYNAMODB_PARTITION_KEY: {"S": namespace},
-                    DYNAMODB_SORT_KEY: {"S": membership_probe_hash()},
-                },
-                ConsistentRead=True,
-            )
+            await _get_item(client, table, namespace, membership_probe_hash())
         except (BotoCoreError, ClientError) as err:
             reason, message, authenticated = classify(err)
             recorder.end(ok=False, detail=f"membership read: {message}")

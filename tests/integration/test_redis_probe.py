@@ -18,7 +18,7 @@ from monitor.config import ProbeConfig, Sdk, TlsConfig
 from monitor.export.report import MARKER_ONLY_NOTE, MEMBERSHIP_FAILING_NOTE, probe_view
 from monitor.export.verdict import Verdict
 from monitor.probes.redis.probe import RedisProbe
-from monitor.probes.redis.resp import RespConnection
+from monitor.probes.redis.resp import RespConnection, pack
 from monitor.probes.result import ProbeResult
 from monitor.probes.runner import ProbeRunner, TargetRecord
 from monitor.store_keys import membership_probe_hash
@@ -267,14 +267,14 @@ async def test_the_membership_read_shares_the_metadata_reads_round_trip(
 ) -> None:
     """Between health reads a probe sends once: TYPE, GET and SMEMBERS in one write."""
     write(redis_plain, lambda c: c.set(KEY, str(now_ms())))
-    sent: list[tuple[tuple[str | bytes | int, ...], ...]] = []
-    original = RespConnection.send
+    sent: list[bytes] = []
+    original = RespConnection.send_packed
 
-    def send(self: RespConnection, *commands: tuple[str | bytes | int, ...]) -> None:
-        sent.append(commands)
-        original(self, *commands)
+    def send_packed(self: RespConnection, payload: bytes) -> None:
+        sent.append(payload)
+        original(self, payload)
 
-    monkeypatch.setattr(RespConnection, "send", send)
+    monkeypatch.setattr(RespConnection, "send_packed", send_packed)
     log = structlog.get_logger("test")
     redis_probe = RedisProbe(log)  # one probe: its health reads are cached
     target = static_target(endpoint_of(redis_plain), prefix=PREFIX)
@@ -285,7 +285,7 @@ async def test_the_membership_read_shares_the_metadata_reads_round_trip(
     result = runner.records["t1"].result
     assert result is not None
     assert result.membership_read_ok is True
-    assert sent == [(("TYPE", KEY), ("GET", KEY), ("SMEMBERS", MEMBER_KEY))]
+    assert sent == [pack(("TYPE", KEY), ("GET", KEY), ("SMEMBERS", MEMBER_KEY))]
 
 
 def smembers_calls(server: RedisServer) -> int:

@@ -14,6 +14,7 @@ read commands are sent; the RESP exchange is `monitor/probes/resp.py`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,7 +31,12 @@ from monitor.probes.redis.info import (
     parse_info,
     sample_membership,
 )
-from monitor.probes.redis.resp import RespConnection, RespError, RespProtocolError
+from monitor.probes.redis.resp import (
+    RespConnection,
+    RespError,
+    RespProtocolError,
+    pack,
+)
 from monitor.probes.redis.tls import TlsContexts, earliest_not_after
 from monitor.probes.refresh import EveryInterval
 from monitor.probes.result import (
@@ -47,6 +53,7 @@ from monitor.store_keys import (
     redis_synchronized_on_key,
 )
 from monitor.targets import RedisEndpoint, Target
+from monitor.targets.model import CanaryCheck
 
 # Error codes of replies that mean the credentials were refused.
 _AUTH_CODES = frozenset({"WRONGPASS", "NOAUTH"})
@@ -79,6 +86,45 @@ def _handshake(endpoint: RedisEndpoint) -> list[tuple[str | int, ...]]:
     if endpoint.db:
         commands.append(("SELECT", endpoint.db))
     return commands
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What one probe of a target sends, built once per target layout."""
+
+    key: str  # the sync marker
+    member_key: str  # the include set the membership read asks for
+    handshake: tuple[tuple[str | int, ...], ...]
+    commands: tuple[tuple[str, ...], ...]  # the reads, without INFO
+    canary_count: int
+    payload: bytes  # handshake and reads, packed for one write
+
+
+_INFO = pack(("INFO",))
+
+
+@functools.lru_cache(maxsize=16_384)
+def _request(
+    endpoint: RedisEndpoint,
+    prefix: str,
+    canaries: tuple[CanaryCheck, ...],
+    empty: str,
+) -> _Request:
+    """The commands a probe sends, packed once (per-probe formatting showed in
+    bench/redis_round.py profiles). Bounded, so gone targets fall out."""
+    key = redis_synchronized_on_key(prefix, empty)
+    member_key = redis_include_key(prefix, membership_probe_hash(), empty)
+    canary_reads = canary_commands(prefix, canaries, empty)
+    commands = (("TYPE", key), ("GET", key), ("SMEMBERS", member_key), *canary_reads)
+    handshake = tuple(_handshake(endpoint))
+    return _Request(
+        key=key,
+        member_key=member_key,
+        handshake=handshake,
+        commands=commands,
+        canary_count=len(canary_reads),
+        payload=pack(*handshake, *commands),
+    )
 
 
 def _check_handshake(command: str | int, reply: Any) -> None:
@@ -227,26 +273,23 @@ class RedisProbe:
         endpoint = target.endpoint
         assert isinstance(endpoint, RedisEndpoint)  # noqa: S101 -- the runner dispatches by kind
         # An empty prefix is laid out as the target's SDK lays it out.
-        empty = profile_of(target.sdk).redis_empty_prefix
-        key = redis_synchronized_on_key(target.prefix, empty)
+        request = _request(
+            endpoint,
+            target.prefix,
+            target.canaries,
+            profile_of(target.sdk).redis_empty_prefix,
+        )
+        commands = request.commands
+        handshake = request.handshake
         session = _Session()
         health_due = self._health.due(target.id)
-        canary_reads = canary_commands(target.prefix, target.canaries, empty)
-        member_key = redis_include_key(target.prefix, membership_probe_hash(), empty)
-        commands: list[tuple[str, ...]] = [
-            ("TYPE", key),
-            ("GET", key),
-            ("SMEMBERS", member_key),
-            *canary_reads,
-        ]
         if health_due:
-            commands.append(("INFO",))
+            commands = (*commands, ("INFO",))
         try:
             conn = await self._open(endpoint, recorder, session)
             # AUTH (and SELECT) go in the same write as the reads: one round
             # trip per probe. The auth phase ends with AUTH's reply.
-            handshake = _handshake(endpoint)
-            conn.send(*handshake, *commands)
+            conn.send_packed(request.payload + _INFO if health_due else request.payload)
             recorder.begin("auth")
             for command in handshake:
                 _check_handshake(command[0], await conn.read())
@@ -265,12 +308,12 @@ class RedisProbe:
                 target, endpoint, commands, replies, recorder
             )
             canaries = canary_results(
-                target.canaries, replies[3 : 3 + len(canary_reads)]
+                target.canaries, replies[3 : 3 + request.canary_count]
             )
             if health_due:
                 await self._refresh_health(target, conn, replies[-1], recorder)
             result = self._interpret(
-                key,
+                request.key,
                 replies[0],
                 replies[1],
                 recorder,
@@ -281,7 +324,7 @@ class RedisProbe:
             )
             if result.membership_read_ok:
                 return result
-            return _with_membership(result, member_key, replies[2])
+            return _with_membership(result, request.member_key, replies[2])
         except (
             ProbeError,
             OSError,
@@ -329,7 +372,7 @@ class RedisProbe:
         self,
         target: Target,
         endpoint: RedisEndpoint,
-        commands: list[tuple[str, ...]],
+        commands: tuple[tuple[str, ...], ...],
         replies: list[Any],
         recorder: Recorder,
     ) -> list[Any]:

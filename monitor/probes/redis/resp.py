@@ -51,6 +51,10 @@ class RespConnection:
         """Queue commands for sending (one write, one round trip for all)."""
         self._writer.write(pack(*commands))
 
+    def send_packed(self, payload: bytes) -> None:
+        """Queue commands already packed with `pack`."""
+        self._writer.write(payload)
+
     async def read(self) -> Any:
         """The next reply; an error reply is returned as a RespError."""
         line = await self._reader.readuntil(b"\r\n")

@@ -120,6 +120,15 @@ class Row:
     disagreement: Disagreement | Literal[False] | None
     verdict: Verdict
 
+    def to_json(self) -> dict[str, Any]:
+        """One element of the `/status` JSON's `targets`."""
+        return _object(self)
+
+    def redacted(self, text: Callable[[str], str]) -> Row:
+        """A copy with every string passed through `text`; enums are kept."""
+        redacted: Row = _redact(self, text)
+        return redacted
+
 
 @dataclass(frozen=True, slots=True)
 class ApiHealth:
@@ -431,23 +440,31 @@ def target_row(
     )
 
 
-def build_report(state: MonitorState, clock: Callable[[], float] = time.time) -> Report:
-    """The whole report: daemon health, API health and one row per target."""
-    now = clock()
-    view = state.view
-    items = {item.integration.id: item for item in view.integrations}
-    records = state.records
-    rows = [
-        target_row(
-            target,
-            items.get(target.id) if target.source == "api" else None,
-            records.get(target.id),
-            now,
-            state.stale_after_of(target),
-        )
-        for target in state.targets
-    ]
+def report_row(
+    state: MonitorState,
+    items: Mapping[str, DiscoveredIntegration],
+    target: Target,
+    now: float,
+) -> Row:
+    """One target's row from the state; `items`: the integrations by id."""
+    return target_row(
+        target,
+        items.get(target.id) if target.source == "api" else None,
+        state.records.get(target.id),
+        now,
+        state.stale_after_of(target),
+    )
+
+
+def integrations_by_id(state: MonitorState) -> dict[str, DiscoveredIntegration]:
+    """The discovered integrations of the state's view, by id."""
+    return {item.integration.id: item for item in state.view.integrations}
+
+
+def assemble_report(state: MonitorState, now: float, rows: list[Row]) -> Report:
+    """The report around `rows` (sorted here, worst first) as of `now`."""
     rows.sort(key=lambda r: (r.verdict.severity, r.project, r.environment, r.name))
+    view = state.view
     return Report(
         version=__version__,
         generated_at=now,
@@ -465,3 +482,11 @@ def build_report(state: MonitorState, clock: Callable[[], float] = time.time) ->
         ),
         targets=tuple(rows),
     )
+
+
+def build_report(state: MonitorState, clock: Callable[[], float] = time.time) -> Report:
+    """The whole report: daemon health, API health and one row per target."""
+    now = clock()
+    items = integrations_by_id(state)
+    rows = [report_row(state, items, target, now) for target in state.targets]
+    return assemble_report(state, now, rows)

@@ -1,4 +1,5 @@
-"""HTTP handlers: /metrics, /-/healthy, /-/ready, /status, /probe and the page."""
+"""HTTP handlers: /metrics, /-/healthy, /-/ready, /probe; /status and the page
+are in `status.py`."""
 
 from __future__ import annotations
 
@@ -9,17 +10,15 @@ from collections.abc import Iterable, Iterator
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from monitor import __version__
 from monitor.export.exposition import render_chunks
 from monitor.export.metrics import ScrapeCache
 from monitor.export.metrics import collect as collect_metrics
-from monitor.export.report import build_report
 from monitor.log import Redactor
 from monitor.probes.runner import ProbeRunner
 from monitor.service.state import MonitorState
 from monitor.web.compress import accepts_gzip, write_gzip
 from monitor.web.debug_probe import DebugProber
-from monitor.web.page import render_page
+from monitor.web.status import STATUS_CACHE, StatusCache, index, status
 
 STATE = web.AppKey("state", MonitorState)
 REDACTOR = web.AppKey("redactor", Redactor)
@@ -91,21 +90,6 @@ async def ready(request: web.Request) -> web.Response:
     )
 
 
-async def status(request: web.Request) -> web.Response:
-    """Every target's last result as JSON, secrets redacted."""
-    body = request.app[REDACTOR].value(build_report(request.app[STATE]).to_json())
-    return web.json_response(body, dumps=lambda value: json.dumps(value, indent=2))
-
-
-async def index(request: web.Request) -> web.Response:
-    """The status page a person opens in a browser."""
-    report = build_report(request.app[STATE]).redacted(request.app[REDACTOR].text)
-    return web.Response(
-        text=render_page(report, now=time.time(), version=__version__),
-        content_type="text/html",
-    )
-
-
 async def debug_probe(request: web.Request) -> web.Response:
     """Run one probe now and describe each step (rate-limited, redacted)."""
     reply = await request.app[DEBUG].run(request.query.get("integration_id"))
@@ -135,6 +119,7 @@ def make_web_app(
     app[REDACTOR] = redactor
     app[DEBUG] = DebugProber(state, runner)
     app[SCRAPE_CACHE] = scrape_cache or ScrapeCache()
+    app[STATUS_CACHE] = StatusCache(state, redactor)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)

@@ -1,21 +1,30 @@
 """The status page at `/`: one self-contained HTML document, no external assets.
 
 Everything is rendered here, on the server, so the page reads the same with
-JavaScript off: every row shown, a `<noscript>` meta refresh. The inline
-script (`assets/status.js`) only adds what needs a browser: the filter
-bar (its state kept in the URL hash, so a link can be shared), and a refresh
-in place every 15 s (`?refresh=N` to change, 0 to stop) that fetches `/`
-again and swaps the summary and the rows, keeping scroll position, focus and
-filters, and says so loudly when the monitor stops answering. CSS and script
-are inlined and no URL points off the host, so the page works air-gapped.
+JavaScript off: a page of rows (`?page=N`, `?per_page=N`; worst first, so
+problems come first), pager links, a `<noscript>` meta refresh. Filters given
+in the query (`project`, `environment`, `kind`, `verdict`, `problems`, `q`)
+are applied here, on the server (`monitor/web/status.py`). The inline script
+(`assets/status.js`) only adds what needs a browser: the filter bar (its
+state kept in the URL hash, so a link can be shared), and a refresh in place
+every 15 s (`?refresh=N` to change, 0 to stop) that fetches the page again
+and swaps the summary and the rows, keeping scroll position, focus and
+filters, and says so loudly when the monitor stops answering. When every
+target fits on one page the filters work in the browser on the rows it has;
+when they do not, the script asks the server for the filtered page instead.
+CSS and script are inlined and no URL points off the host, so the page works
+air-gapped.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from importlib import resources
+from urllib.parse import urlencode
 
 from monitor.export.humanize import format_age
 from monitor.export.report import ApiErrorView, Report, Row
@@ -223,7 +232,7 @@ def _error_cell(row: Row, now: float) -> str:
     return f'<div class="errors" title="{escape(full)}">{items}{tail}</div>'
 
 
-def _search_text(row: Row, now: float) -> str:
+def search_text(row: Row, now: float) -> str:
     """What the free-text filter matches: names, ids, addresses and errors."""
     parts = [row.id, row.name, row.address, row.prefix, row.integration]
     parts += [row.project, row.environment]
@@ -231,7 +240,8 @@ def _search_text(row: Row, now: float) -> str:
     return " ".join(p or "" for p in parts).lower()
 
 
-def _row(row: Row, now: float) -> str:
+def render_row(row: Row, now: float) -> str:
+    """One `<tr>` of the table (the row must already be redacted)."""
     verdict = row.verdict
     kind = row.integration
     prefix = row.prefix
@@ -245,7 +255,8 @@ def _row(row: Row, now: float) -> str:
         f'<tr class="r-{escape(verdict)}" data-verdict="{escape(verdict)}" '
         f'data-project="{escape(row.project)}" '
         f'data-environment="{escape(row.environment)}" '
-        f'data-search="{escape(_search_text(row, now))}" '
+        f'data-kind="{escape(kind)}" '
+        f'data-search="{escape(search_text(row, now))}" '
         f'id="t-{escape(row.id)}">'
         f'<td class="c-verdict">{_badge(verdict)}</td>'
         f'<td class="c-project">{_text(row.project)}</td>'
@@ -370,37 +381,135 @@ def _worst(rows: tuple[Row, ...]) -> Verdict:
 _PROBLEMS = " ".join(v for v in Verdict if v.is_problem)
 
 
-def render_page(report: Report, *, now: float, version: str) -> str:
-    """Render the (redacted) report as a self-contained, self-refreshing HTML page."""
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Everything of the page but its rows: built once per report."""
+
+    title: str
+    worst: str
+    summary: str
+    facts: str
+    filters: str
+    generated: float
+    targets: int
+
+
+def page_frame(report: Report, *, now: float, version: str) -> Frame:
+    """The parts of the page that depend on the whole report, not on the page shown."""
     rows = report.targets
+    return Frame(
+        title=_title(rows),
+        worst=_worst(rows),
+        summary=_summary(rows),
+        facts=_facts(report, now, version),
+        filters=_filters(rows),
+        generated=now,
+        targets=len(rows),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """Which page of which rows is shown: the query's filters, counted."""
+
+    page: int  # 1-based
+    per_page: int
+    matched: int  # rows the filters keep
+    filters: tuple[tuple[str, str], ...] = ()  # the query's filters, for links
+
+    @property
+    def pages(self) -> int:
+        """How many pages the matched rows fill (at least one)."""
+        return max(1, -(-self.matched // self.per_page))
+
+    @property
+    def first(self) -> int:
+        """The 0-based index of the first row shown."""
+        return (self.page - 1) * self.per_page
+
+
+def _link(paging: Paging, page: int, label: str, rel: str) -> str:
+    query = urlencode(
+        [*paging.filters, ("page", str(page)), ("per_page", str(paging.per_page))]
+    )
+    return f'<a href="/?{escape(query)}" rel="{rel}" data-page="{page}">{label}</a>'
+
+
+def _pager(paging: Paging, frame: Frame, shown: int) -> str:
+    """Where this page sits among the matched rows, with links to its neighbours."""
+    first = paging.first + 1 if shown else 0
+    last = paging.first + shown
+    what = f"Rows {first} to {last} of {paging.matched}"
+    if paging.filters:
+        what += f" matching ({frame.targets} targets)"
+    parts = [
+        _link(paging, paging.page - 1, "← Previous", "prev") if paging.page > 1 else "",
+        f"<span>{escape(what)} · page {paging.page} of {paging.pages}</span>",
+        _link(paging, paging.page + 1, "Next →", "next")
+        if paging.page < paging.pages
+        else "",
+    ]
+    complete = not paging.filters and paging.pages == 1
+    return (
+        f'<nav id="pager" class="pager" aria-label="Pages" '
+        f'data-page="{paging.page}" data-pages="{paging.pages}" '
+        f'data-per-page="{paging.per_page}" data-matched="{paging.matched}" '
+        f'data-complete="{int(complete)}"{" hidden" if complete else ""}>'
+        f"{''.join(parts)}</nav>"
+    )
+
+
+def compose_page(frame: Frame, rows: Sequence[str], paging: Paging | None) -> str:
+    """The document around rows already rendered (`render_row`).
+
+    `paging` None: `rows` are every target's (the whole report on one page).
+    """
+    if paging is None:
+        paging = Paging(1, max(1, len(rows)), len(rows))
     cols = "".join(f'<col class="w-{key}">' for key, _ in COLUMNS)
     heads = "".join(
         f'<th scope="col" class="c-{key}">{label}</th>' for key, label in COLUMNS
     )
-    body = "".join(_row(r, now) for r in rows) or (
-        f'<tr class="empty"><td colspan="{len(COLUMNS)}">No integrations or static '
-        "targets yet: discovery may still be running.</td></tr>"
-    )
+    if rows:
+        body = "".join(rows)
+    elif frame.targets:
+        body = (
+            f'<tr class="empty"><td colspan="{len(COLUMNS)}">No target matches '
+            "these filters on this page.</td></tr>"
+        )
+    else:
+        body = (
+            f'<tr class="empty"><td colspan="{len(COLUMNS)}">No integrations or '
+            "static targets yet: discovery may still be running.</td></tr>"
+        )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         '<meta name="color-scheme" content="light dark">'
         f'<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}"></noscript>'
         '<link rel="icon" href="data:,">'
-        f"<title>{escape(_title(rows))}</title><style>{_STYLE}</style></head>"
-        f'<body data-generated="{now:.3f}" data-refresh="{REFRESH_SECONDS}" '
-        f'data-worst="{escape(_worst(rows))}" data-problems="{_PROBLEMS}">'
+        f"<title>{escape(frame.title)}</title><style>{_STYLE}</style></head>"
+        f'<body data-generated="{frame.generated:.3f}" '
+        f'data-refresh="{REFRESH_SECONDS}" '
+        f'data-worst="{escape(frame.worst)}" data-problems="{_PROBLEMS}">'
         '<header class="top"><h1>LaunchDarkly big segment stores</h1>'
         '<nav aria-label="Machine-readable"><a href="/status">/status JSON</a>'
         '<a href="/metrics">/metrics</a></nav>'
         f'<p id="live" class="live">Reloads every {REFRESH_SECONDS} s</p></header>'
         '<div id="offline" class="offline" role="alert" hidden></div>'
-        f"{_summary(rows)}{_facts(report, now, version)}{_filters(rows)}"
+        f"{frame.summary}{frame.facts}{frame.filters}"
         '<div class="table-wrap"><table id="targets">'
         "<caption>Every integration and static target, worst first</caption>"
         f"<colgroup>{cols}</colgroup><thead><tr>{heads}</tr></thead>"
         f'<tbody id="rows">{body}</tbody></table></div>'
+        f"{_pager(paging, frame, len(rows))}"
         '<p id="no-match" class="no-match" hidden>No target matches these filters. '
         '<button type="button" id="no-match-clear">Show all</button></p>'
         f"<script>{_SCRIPT}</script></body></html>"
     )
+
+
+def render_page(report: Report, *, now: float, version: str) -> str:
+    """The (redacted) report, every row, as a self-contained, self-refreshing page."""
+    frame = page_frame(report, now=now, version=version)
+    return compose_page(frame, [render_row(r, now) for r in report.targets], None)

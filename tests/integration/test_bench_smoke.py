@@ -36,6 +36,17 @@ LABELS = {
         "ratio OpenMetrics",
         "monitor HTTP GET",
         "ratio HTTP GET",
+        "monitor HTTP GET, gzip",
+        "ratio HTTP GET, gzip",
+        "monitor longest loop block, HTTP GET gzip",
+    ],
+    "status": [
+        "status build (JSON + page rows), total",
+        "longest event-loop block during a build",
+        "GET /status from the build",
+        "probe failures with 4 readers, N=5",
+        "round ratio with readers / undisturbed N=5",
+        "loop lag p99 with readers N=5",
     ],
     "discovery_cost": [
         "first discovery requests",

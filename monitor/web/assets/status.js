@@ -1,5 +1,8 @@
 // The status page's behaviour: filters kept in the URL hash, refresh in place.
 // The server renders everything; this only hides rows and swaps fresh HTML in.
+// When every target fits on one page ("complete") the filters hide rows here;
+// when not, the server filters and pages (the same rules, monitor/web/status.py)
+// and this asks it for the page the filters select.
 (() => {
   "use strict";
   const doc = document;
@@ -19,8 +22,13 @@
   let period = query.has("refresh") ? Number(query.get("refresh")) : fallback;
   if (!Number.isFinite(period) || period < 0) period = fallback;
   let verdicts = new Set();
+  let kind = ""; // no control of its own: set from a shared link (#kind=redis)
+  let page = 1;
   let lastGood = Date.now();
   let timer = 0;
+  let pending = 0;
+  // Every row is in the document: filtering needs no request.
+  const complete = () => (byId("pager")?.dataset.complete ?? "1") === "1";
 
   // --- filters ---------------------------------------------------------------
 
@@ -38,6 +46,8 @@
     field.q.value = h.get("q") || "";
     field.problems.checked = h.get("problems") === "1";
     verdicts = new Set((h.get("verdict") || "").split(",").filter(Boolean));
+    kind = h.get("kind") || "";
+    page = Math.max(1, Math.floor(Number(h.get("page"))) || 1);
   }
 
   function writeHash() {
@@ -47,6 +57,8 @@
     if (field.q.value.trim()) h.set("q", field.q.value.trim());
     if (field.problems.checked) h.set("problems", "1");
     if (verdicts.size) h.set("verdict", Array.from(verdicts).join(","));
+    if (kind) h.set("kind", kind);
+    if (page > 1) h.set("page", String(page));
     const hash = h.toString().replace(/%2C/g, ","); // a literal comma reads back the same
     // replaceState: typing in the search box must not flood the history.
     history.replaceState(null, "", location.pathname + location.search + (hash ? `#${hash}` : ""));
@@ -66,6 +78,7 @@
         (!environment || d.environment === environment) &&
         (!problems || PROBLEMS.has(d.verdict)) &&
         (!verdicts.size || verdicts.has(d.verdict)) &&
+        (!kind || d.kind === kind) &&
         words.every((w) => d.search.includes(w));
       tr.hidden = !keep;
       if (keep) shown += 1;
@@ -74,14 +87,43 @@
       chip.setAttribute("aria-pressed", String(verdicts.has(chip.dataset.chip)));
     }
     const filtered = shown !== rows.length;
-    byId("shown").textContent = filtered ? `Showing ${shown} of ${rows.length}` : `${rows.length} targets`;
+    const pager = byId("pager");
+    if (!complete() && pager) {
+      const matched = Number(pager.dataset.matched);
+      byId("shown").textContent = `${matched} matching · page ${pager.dataset.page} of ${pager.dataset.pages}`;
+    } else {
+      byId("shown").textContent = filtered ? `Showing ${shown} of ${rows.length}` : `${rows.length} targets`;
+    }
     byId("no-match").hidden = shown !== 0 || rows.length === 0;
     doc.body.classList.toggle("filtered", filtered);
   }
 
+  // The URL the rows come from: as loaded while complete, else the filters' page.
+  function source() {
+    if (complete()) return location.pathname + location.search;
+    const q = new URLSearchParams(location.search);
+    for (const name of ["project", "environment", "kind", "verdict", "problems", "q", "page"]) q.delete(name);
+    if (field.project.value) q.set("project", field.project.value);
+    if (field.environment.value) q.set("environment", field.environment.value);
+    if (kind) q.set("kind", kind);
+    if (verdicts.size) q.set("verdict", Array.from(verdicts).join(","));
+    if (field.problems.checked) q.set("problems", "1");
+    if (field.q.value.trim()) q.set("q", field.q.value.trim());
+    if (page > 1) q.set("page", String(page));
+    return `${location.pathname}?${q.toString()}`;
+  }
+
+  function fetchSoon() {
+    // Typing in the search box asks once it pauses, not at every key.
+    clearTimeout(pending);
+    pending = setTimeout(refresh, 250);
+  }
+
   function changed() {
+    page = 1;
     writeHash();
     apply();
+    if (!complete()) fetchSoon();
   }
 
   function clearAll() {
@@ -101,6 +143,15 @@
     clearAll();
   });
   byId("no-match-clear").addEventListener("click", clearAll);
+  // Pager links work without JavaScript too; with it, the page is fetched in place.
+  doc.addEventListener("click", (event) => {
+    const link = event.target.closest("#pager a[data-page]");
+    if (!link) return;
+    event.preventDefault();
+    page = Math.max(1, Number(link.dataset.page) || 1);
+    writeHash();
+    refresh();
+  });
   // Chips are re-rendered by every refresh, hence one delegated listener.
   doc.addEventListener("click", (event) => {
     const chip = event.target.closest("[data-chip]");
@@ -153,7 +204,7 @@
   }
 
   function swap(fresh) {
-    for (const id of ["rows", "facts"]) {
+    for (const id of ["rows", "facts", "pager"]) {
       byId(id).replaceWith(doc.importNode(fresh.getElementById(id), true));
     }
     // The summary is aria-live: replace it only when it says something new.
@@ -206,7 +257,7 @@
     const abort = new AbortController();
     const deadline = setTimeout(() => abort.abort(), Math.max(period, 5) * 1000);
     try {
-      const response = await fetch(location.pathname + location.search, {
+      const response = await fetch(source(), {
         cache: "no-store",
         headers: { Accept: "text/html" },
         signal: abort.signal,
@@ -240,6 +291,8 @@
   doc.body.classList.add("js");
   readHash();
   apply();
+  // A shared link's filters select rows the server did not send: ask for them.
+  if (!complete() && source() !== location.pathname + location.search) refresh();
   favicon();
   showLive(true);
   schedule();

@@ -8,6 +8,7 @@ the worker-thread compressor.
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -76,9 +77,7 @@ async def url(state: MonitorState) -> AsyncIterator[str]:
         await server.close()
 
 
-async def get(
-    url: str, accept_encoding: str | None
-) -> tuple[bytes, dict[str, str]]:
+async def get(url: str, accept_encoding: str | None) -> tuple[bytes, dict[str, str]]:
     """The raw body (not decompressed) and headers of one GET."""
     headers = {} if accept_encoding is None else {"Accept-Encoding": accept_encoding}
     async with (
@@ -112,7 +111,12 @@ async def test_gzip_body_holds_exactly_the_plain_bodys_samples(url: str) -> None
     assert headers["Content-Encoding"] == "gzip"
     assert "Content-Encoding" not in plain_headers
     assert len(plain) > 2 * BATCH_BYTES  # several thread hops, not one
-    unpacked = gzip.decompress(packed)
+    unpacked = gzip.decompress(packed)  # checks the CRC-32 and the length
+    # One gzip member, as a strict single-member reader takes it.
+    reader = zlib.decompressobj(wbits=31)
+    assert reader.decompress(packed) == unpacked
+    assert reader.eof
+    assert reader.unused_data == b""
     assert len(packed) < len(plain) / 4
     assert samples(unpacked) == samples(plain)
     assert len(samples(plain)) > 10 * STORES

@@ -54,6 +54,14 @@ class Reason(StrEnum):
     OTHER = "other"
 
 
+# Reasons that say the host itself did not answer (nothing of the store's own
+# credentials or layout was tried): every store on that host fails alike.
+# Authentication, permission and schema failures stay per store.
+HOST_LEVEL_REASONS = frozenset(
+    {Reason.DNS, Reason.TIMEOUT, Reason.REFUSED, Reason.TLS_HANDSHAKE}
+)
+
+
 class ProbeError(Exception):
     """A probe step that failed for a known reason."""
 
@@ -154,6 +162,9 @@ class ProbeResult:
     # reads fail the same way). None: not known (a result made without it).
     membership_read_ok: bool | None = None
     membership_error: str | None = None
+    # The result was not probed: another store on the same host failed at the
+    # connection level in this round, and this one shares its fate.
+    host_level: bool = False
 
     @property
     def ok(self) -> bool:
@@ -241,6 +252,7 @@ class Recorder:
         *,
         steps: tuple[Step, ...] | None = None,
         tls_not_after: float | None = None,
+        host_level: bool = False,
     ) -> ProbeResult:
         """The result of a probe that failed: nothing read, up as far as it got.
 
@@ -260,6 +272,7 @@ class Recorder:
             phases=tuple(self.phases.items()),
             steps=tuple(self.steps) if steps is None else steps,
             tls_not_after=tls_not_after,
+            host_level=host_level,
         )
 
 

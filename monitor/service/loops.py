@@ -1,8 +1,10 @@
 """The one shape of every periodic job.
 
-Each iteration runs the step under `asyncio.timeout`, turns every failure
-into a log line (never a dead loop), promises its next tick to the health
-record, and sleeps the rest of the interval. A step may ask for a different
+Each iteration runs the step under `asyncio.timeout` (or, for a step that
+bounds itself, such as a probe round, lets it finish and uses the deadline
+only to promise its next tick), turns every failure into a log line (never a
+dead loop), promises its next tick to the health record, and sleeps the rest
+of the interval. A step may ask for a different
 next delay (rate limits, auth back-off). `wake()` cuts the sleep short, for
 a reload.
 """
@@ -55,8 +57,10 @@ class PeriodicLoop:
         timeout: Callable[[], float],
         health: LoopHealth,
         logger: structlog.stdlib.BoundLogger,
+        cancel_at_deadline: bool = True,
     ) -> None:
         self.name = name
+        self._cancel = cancel_at_deadline
         self._step = step
         self._interval = interval
         self._timeout = timeout
@@ -81,7 +85,7 @@ class PeriodicLoop:
             self._health.promise(timeout + HEALTH_GRACE)
             next_delay: float | None = None
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(timeout if self._cancel else None):
                     next_delay = await self._step()
             except TimeoutError:
                 self._log.warning("loop.step_timeout", loop=self.name, timeout=timeout)

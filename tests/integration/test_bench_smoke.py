@@ -48,6 +48,13 @@ LABELS = {
         "round ratio with readers / undisturbed N=5",
         "loop lag p99 with readers N=5",
     ],
+    "dead_host": [
+        "floor (healthy hosts only) N=20",
+        "dead host, first round N=20",
+        "dead host, later rounds N=20",
+        "dead host first round / (floor + timeout) N=20",
+        "dead host later rounds / (floor + timeout) N=20",
+    ],
     "discovery_cost": [
         "first discovery requests",
         "first discovery time",

@@ -17,11 +17,11 @@ import asyncio
 import gc
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import structlog
 from aiohttp import web
@@ -30,6 +30,7 @@ from monitor.config import Config, split_host_port
 from monitor.export.metrics import ScrapeCache, prerender
 from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor
+from monitor.service.lag import sample_lag
 from monitor.service.loops import PeriodicLoop
 from monitor.service.monitor import Monitor
 from monitor.service.reload import WATCH_INTERVAL, Reloader
@@ -56,7 +57,7 @@ def freeze_startup_objects() -> None:
 
 
 class Daemon:
-    """One running monitor: its loops (probe, discovery, config) and HTTP server."""
+    """One running monitor: its loops (probe, discovery, config, lag), HTTP server."""
 
     def __init__(
         self,
@@ -177,6 +178,8 @@ class Daemon:
                 logger=self._log,
             )
         )
+        # The event loop's own lag, for ld_store_event_loop_lag_seconds.
+        self._start_task(sample_lag(self.state.lag), "lag-sampler")
         if self.reloader.enabled:
             self._start_loop(
                 PeriodicLoop(
@@ -216,8 +219,11 @@ class Daemon:
 
     def _start_loop(self, loop: PeriodicLoop) -> None:
         self.loops[loop.name] = loop
-        task = asyncio.create_task(loop.run(), name=f"loop:{loop.name}")
-        self._tasks.add(task)
+        self._start_task(loop.run(), f"loop:{loop.name}")
+
+    def _start_task(self, job: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `job` until `stop` cancels it."""
+        self._tasks.add(asyncio.create_task(job, name=name))
 
     # -- steps ------------------------------------------------------------------
 
@@ -250,7 +256,8 @@ class Daemon:
         outcome = await self.monitor.discover()
         assert outcome is not None  # noqa: S101 -- this loop only runs with the API on
         prerender(self.state, self._scrape_cache)
-        duration = round(time.monotonic() - started, 3)
+        self.state.discovery_duration = time.monotonic() - started
+        duration = round(self.state.discovery_duration, 3)
         api = self.config.api
         if outcome.ok:
             self._log.info(

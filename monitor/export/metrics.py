@@ -186,6 +186,10 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec("ld_store_stale_after_seconds", "gauge",
                "The stale threshold in use (probe.stale_after).",
                "monitor", "per_scrape"),
+    FamilySpec("ld_store_probe_interval_seconds", "gauge",
+               "The probe interval in use (probe.interval): a round should end "
+               "well within it.",
+               "monitor", "per_scrape"),
     FamilySpec("ld_store_build_info", "gauge",
                "Build information.",
                "monitor", "per_scrape"),
@@ -194,6 +198,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
                "monitor", "per_scrape"),
     FamilySpec("ld_store_discovery_last_success_timestamp_seconds", "gauge",
                "When discovery last listed the integrations.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_discovery_duration_seconds", "gauge",
+               "How long the last discovery round took.",
                "monitor", "per_scrape"),
     FamilySpec("ld_store_api_parse_errors", "counter",
                "Fields or items of API replies that could not be used.",
@@ -209,6 +216,38 @@ FAMILIES: tuple[FamilySpec, ...] = (
                "monitor", "per_scrape"),
     FamilySpec("ld_store_config_last_reload_success_timestamp_seconds", "gauge",
                "When the configuration was last loaded.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_probe_round_duration_seconds", "gauge",
+               "How long the last completed probe round took.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_probe_round_budget_seconds", "gauge",
+               "The worst case the last round was sized for: every probe to its "
+               "timeout, in waves behind probe.concurrency and "
+               "probe.per_host_concurrency.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_probe_rounds", "counter",
+               "Probe rounds completed.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_probe_rounds_overrun", "counter",
+               "Probe rounds that took longer than the probe interval.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_probes_in_flight", "gauge",
+               "Probes running now (each holding a probe.concurrency slot).",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_probes_queued", "gauge",
+               "Probes of the current round waiting for a slot.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_probe_host_up", "gauge",
+               "0 while the host failed at the connection level (its stores "
+               "then share that result), 1 once it answers; one series per "
+               "probed host with targets.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_event_loop_lag_seconds", "gauge",
+               "The longest the event loop was late in the last minute (how "
+               "late it woke from a 0.1s sleep).",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_event_loop_lag_p99_seconds", "gauge",
+               "The 99th percentile of the event loop's lag over the last minute.",
                "monitor", "per_scrape"),
 )  # fmt: skip
 
@@ -494,6 +533,7 @@ PYTHON_PROFILE = profile_of(Sdk.PYTHON)
 def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:
     """The monitor's own families; those whose source is absent are not exported."""
     scrape["ld_store_stale_after_seconds"].add("", state.stale_after)
+    scrape["ld_store_probe_interval_seconds"].add("", state.config.probe.interval)
     scrape["ld_store_build_info"].add(f'version="{escape(__version__)}"', 1.0)
     api = state.api
     if api is not None:  # the API is enabled
@@ -502,6 +542,10 @@ def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:
         last = scrape["ld_store_discovery_last_success_timestamp_seconds"]
         if view.last_success is not None:
             last.add("", view.last_success)
+        if state.discovery_duration is not None:
+            scrape["ld_store_discovery_duration_seconds"].add(
+                "", state.discovery_duration
+            )
         scrape["ld_store_api_parse_errors"].add("", float(api.parse_errors_total))
         requests = scrape["ld_store_api_requests"]
         for (endpoint, code), count in sorted(api.requests.items()):
@@ -518,6 +562,40 @@ def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:
         scrape["ld_store_config_last_reload_success_timestamp_seconds"].add(
             "", state.config_reload_time
         )
+    _saturation(scrape, state)
+
+
+# The event loop's lag over the last minute: the longest stall, and a p99.
+LAG_FAMILIES = (
+    ("ld_store_event_loop_lag_seconds", 1.0),
+    ("ld_store_event_loop_lag_p99_seconds", 0.99),
+)
+
+
+def _saturation(scrape: _ScrapeFamilies, state: MonitorState) -> None:
+    """How busy the monitor is: its probe rounds, slots, hosts and event loop."""
+    load = state.load
+    if load.last_round_duration is not None:
+        scrape["ld_store_probe_round_duration_seconds"].add(
+            "", load.last_round_duration
+        )
+    if load.last_round_budget is not None:
+        scrape["ld_store_probe_round_budget_seconds"].add("", load.last_round_budget)
+    scrape["ld_store_probe_rounds"].add("", float(load.rounds))
+    scrape["ld_store_probe_rounds_overrun"].add("", float(load.rounds_overrun))
+    scrape["ld_store_probes_in_flight"].add("", float(load.in_flight))
+    scrape["ld_store_probes_queued"].add("", float(max(0, load.queued)))
+    # The runner drops the gates of hosts left without targets
+    # (`forget_missing`), so these are the probed hosts that have targets.
+    host_up = scrape["ld_store_probe_host_up"]
+    for key, gate in sorted(state.hosts.items()):
+        host_up.add(f'host="{escape(key)}"', _flag(not gate.is_down()))
+    # Not one family with a `quantile` label: that label is a summary's.
+    now = time.monotonic()
+    for name, q in LAG_FAMILIES:
+        lag = state.lag.quantile(q, now)
+        if lag is not None:
+            scrape[name].add("", lag)
 
 
 class _ProbeFamilies:

@@ -60,6 +60,8 @@ class Monitor:
             logger.bind(component="probe"),
         )
         self.state.records = self.runner.records
+        self.state.hosts = self.runner.hosts
+        self.state.load = self.runner.load
         self._stack = AsyncExitStack()
         self._warned_insecure: set[str] = set()
         self.segments: dict[SegmentKey, Segment | None] = {}

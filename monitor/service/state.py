@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from monitor.config import Config
 from monitor.launchdarkly.counters import ApiCounters
 from monitor.launchdarkly.discovery import DiscoveryView
-from monitor.probes.runner import TargetRecord
+from monitor.probes.runner import HostGate, RunnerLoad, TargetRecord
+from monitor.service.lag import LagWindow
 from monitor.service.loops import LoopHealth
 from monitor.targets import Target
 
@@ -29,6 +30,10 @@ class MonitorState:
     view: DiscoveryView = field(default_factory=DiscoveryView)
     api: ApiCounters | None = None  # None with the API off
     records: Mapping[str, TargetRecord] = field(default_factory=dict)
+    hosts: Mapping[str, HostGate] = field(default_factory=dict)  # by host_key
+    load: RunnerLoad = field(default_factory=RunnerLoad)  # the probe runner's, live
+    discovery_duration: float | None = None  # seconds the last discovery round took
+    lag: LagWindow = field(default_factory=LagWindow)  # the event loop's (sample_lag)
     targets: tuple[Target, ...] = ()
     probed_after_discovery: bool = False  # a probe round ran on a completed discovery
     loops: dict[str, LoopHealth] = field(default_factory=dict)

@@ -29,6 +29,7 @@ from tests.support.daemon import (
     log_events,
 )
 from tests.support.polling import wait_until
+from tests.support.scrape import Scrape
 
 TOKEN = "api-0b1e2c3d-daemon-test-token"
 SCENARIO: dict[str, Any] = {
@@ -151,3 +152,44 @@ async def test_in_process_daemon_leaves_no_task_or_connection(
     await wait_until(lambda: not (asyncio.all_tasks() - before), timeout=2)
     assert daemon.monitor.client is not None
     assert daemon.monitor.client._session.closed
+
+
+async def test_daemon_exports_its_saturation_and_event_loop_lag(
+    simulator_url: str,
+) -> None:
+    """Rounds, slots, the refused host, discovery time and the lag sampler reach /metrics."""
+    config = parse_config(
+        {
+            "api": {"base_url": simulator_url, "interval": 2, "timeout": 1},
+            "probe": {"interval": 0.3, "timeout": 0.2},
+            "server": {"listen": "127.0.0.1:0"},
+        },
+        {"LD_API_TOKEN": TOKEN},
+    )
+    async with Daemon(config, Redactor()) as daemon, aiohttp.ClientSession() as session:
+        running = InProcessDaemon.of(daemon, session)
+        await running.wait_ready()
+
+        def saturation_seen(scrape: Scrape) -> bool:
+            rounds = scrape.find("ld_store_probe_rounds_total")
+            return bool(rounds and rounds[0].value >= 2) and bool(
+                scrape.find("ld_store_event_loop_lag_seconds")
+            )
+
+        scrape = await running.wait_metric(saturation_seen)
+    (host,) = scrape.find("ld_store_probe_host_up")
+    assert host.labels == {"host": "redis:127.0.0.1:1"}  # nothing listens there
+    assert host.value == 0
+    for name in (
+        "ld_store_probe_round_duration_seconds",
+        "ld_store_probe_round_budget_seconds",
+        "ld_store_discovery_duration_seconds",
+        "ld_store_event_loop_lag_seconds",
+        "ld_store_event_loop_lag_p99_seconds",
+    ):
+        (sample,) = scrape.find(name)
+        assert 0 <= sample.value < 5, name
+    assert scrape.find("ld_store_probe_interval_seconds")[0].value == 0.3
+    assert scrape.find("ld_store_probe_round_budget_seconds")[0].value == 0.2
+    assert scrape.find("ld_store_probe_rounds_overrun_total")[0].value >= 0
+    assert scrape.find("ld_store_probes_queued")[0].value >= 0

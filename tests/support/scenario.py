@@ -142,6 +142,8 @@ EXPECTED_ALERTS: dict[str, frozenset[str]] = {
     "LDStoreMonitorDiscoveryStale": frozenset(),
     "LDStoreMonitorConfigReloadFailed": frozenset(),
     "LDStoreMonitorAbsent": frozenset(),
+    "LDStoreMonitorSaturated": frozenset(),
+    "LDStoreMonitorEventLoopLagging": frozenset(),
 }
 
 # (project, environment) -> client-side ID, the store key prefix.

@@ -14,10 +14,13 @@ to the exposition regenerates those files (see `write_golden`).
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.openmetrics.parser import (
@@ -37,9 +40,11 @@ from monitor.probes.result import (
     RedisHealth,
     TableInfo,
 )
-from monitor.probes.runner import TargetRecord
+from monitor.probes.runner import HostGate, RunnerLoad, TargetRecord
+from monitor.service.lag import LagWindow
 from monitor.service.state import MonitorState
 from monitor.targets import DynamoDBEndpoint, Labels, RedisEndpoint, Target
+from tests.support.scrape import Scrape
 
 NOW = 1_800_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,6 +104,17 @@ CONTRACT = {
     "ld_store_api_rate_limit_remaining": "gauge",
     "ld_store_config_last_reload_successful": "gauge",
     "ld_store_config_last_reload_success_timestamp_seconds": "gauge",
+    "ld_store_probe_interval_seconds": "gauge",
+    "ld_store_discovery_duration_seconds": "gauge",
+    "ld_store_probe_round_duration_seconds": "gauge",
+    "ld_store_probe_round_budget_seconds": "gauge",
+    "ld_store_probe_rounds_total": "counter",
+    "ld_store_probe_rounds_overrun_total": "counter",
+    "ld_store_probes_in_flight": "gauge",
+    "ld_store_probes_queued": "gauge",
+    "ld_store_probe_host_up": "gauge",
+    "ld_store_event_loop_lag_seconds": "gauge",
+    "ld_store_event_loop_lag_p99_seconds": "gauge",
 }
 # build_info carries the package version; the pinned text says VERSION.
 VERSION_LABEL = f'version="{__version__}"'
@@ -259,7 +275,33 @@ def rich_state() -> MonitorState:
         targets=targets,
         config_reload_ok=False,
         config_reload_time=NOW - 600,
+        **saturation(down=broken),
     )
+
+
+def saturation(down: ProbeResult) -> dict[str, Any]:
+    """A busy runner: a round in progress, an overrun, one host of two down, loop lag."""
+    lag = LagWindow()
+    now = time.monotonic()
+    for lagged in [0.002] * 98 + [0.004, 0.25]:
+        lag.record(lagged, now)
+    slots = asyncio.Semaphore  # never awaited here
+    return {
+        "load": RunnerLoad(
+            in_flight=3,
+            pending=10,
+            rounds=7,
+            rounds_overrun=2,
+            last_round_duration=9.75,
+            last_round_budget=15.0,
+        ),
+        "hosts": {
+            "redis:redis.local:6379": HostGate(slots(4)),
+            "dynamodb:us-east-1": HostGate(slots(4), down=down, down_round=7),
+        },
+        "discovery_duration": 1.25,
+        "lag": lag,
+    }
 
 
 def bare_state() -> MonitorState:
@@ -324,6 +366,11 @@ def test_monitor_families_are_exported_only_with_their_source() -> None:
         "ld_store_api_requests_total",
         "ld_store_api_rate_limit_remaining",
         "ld_store_config_last_reload_success_timestamp_seconds",
+        "ld_store_discovery_duration_seconds",
+        "ld_store_probe_round_duration_seconds",
+        "ld_store_probe_round_budget_seconds",
+        "ld_store_event_loop_lag_seconds",
+        "ld_store_event_loop_lag_p99_seconds",
     }
 
 
@@ -402,3 +449,33 @@ def test_target_info_names_each_targets_sdk_and_status_follows_it() -> None:
     # The broken table's read failed: Python says unavailable, PHP swallows it.
     assert f"ld_store_available{{{head}}} 1.0" in text
     assert f"ld_store_stale{{{head}}} 1.0" in text
+
+
+def test_saturation_families_follow_the_runner_and_the_loop() -> None:
+    """Round figures, slots, hosts and lag come from the state's live objects."""
+    state = rich_state()
+    scrape = Scrape(rendered(state, openmetrics=False))
+
+    def value(name: str, **labels: str) -> float:
+        (sample,) = scrape.find(name, **labels)
+        return sample.value
+
+    assert value("ld_store_probe_interval_seconds") == 12.5
+    assert value("ld_store_probe_round_duration_seconds") == 9.75
+    assert value("ld_store_probe_round_budget_seconds") == 15.0
+    assert value("ld_store_probe_rounds_total") == 7
+    assert value("ld_store_probe_rounds_overrun_total") == 2
+    assert value("ld_store_probes_in_flight") == 3
+    assert value("ld_store_probes_queued") == 7  # pending 10, 3 of them running
+    assert value("ld_store_discovery_duration_seconds") == 1.25
+    assert value("ld_store_probe_host_up", host="redis:redis.local:6379") == 1
+    assert value("ld_store_probe_host_up", host="dynamodb:us-east-1") == 0
+    assert value("ld_store_event_loop_lag_seconds") == 0.25
+    assert value("ld_store_event_loop_lag_p99_seconds") == 0.004
+    # The live objects: a later scrape sees the runner's new figures.
+    state.load.in_flight = 0
+    state.load.pending = 0
+    state.hosts["dynamodb:us-east-1"].down = None
+    scrape = Scrape(rendered(state, openmetrics=False))
+    assert value("ld_store_probes_queued") == 0
+    assert value("ld_store_probe_host_up", host="dynamodb:us-east-1") == 1

@@ -30,6 +30,7 @@ from monitor.config import Config, split_host_port
 from monitor.export.metrics import ScrapeCache, prerender
 from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor
+from monitor.probes.runner import round_budget
 from monitor.service.lag import sample_lag
 from monitor.service.loops import PeriodicLoop
 from monitor.service.monitor import Monitor
@@ -169,13 +170,15 @@ class Daemon:
                 "probe",
                 self._probe_step,
                 interval=lambda: self.config.probe.interval,
-                # A round is bounded by the per-probe timeout once started; the
-                # queue before it is bounded by the concurrency, so allow a
-                # full interval on top before calling the loop stuck. Both read
-                # the config in force, so a reload moves the deadline too.
-                timeout=lambda: self.config.probe.interval + self.config.probe.timeout,
+                # A round is never cancelled: every probe is bounded by its own
+                # timeout, and its result is recorded as it completes. The
+                # deadline only tells /-/healthy when the loop is stuck: the
+                # round's worst case from the live config and targets
+                # (round_budget), plus an interval.
+                timeout=self._probe_deadline,
                 health=self.state.loop("probe"),
                 logger=self._log,
+                cancel_at_deadline=False,
             )
         )
         # The event loop's own lag, for ld_store_event_loop_lag_seconds.
@@ -227,6 +230,10 @@ class Daemon:
 
     # -- steps ------------------------------------------------------------------
 
+    def _probe_deadline(self) -> float:
+        probe = self.config.probe
+        return round_budget(self.state.targets, probe) + probe.interval + probe.timeout
+
     def _discovery_timeout(self) -> float:
         api = self.config.api
         # Room for a list call and a few retried detail calls.
@@ -244,10 +251,23 @@ class Daemon:
             targets=len(self.state.targets),
             probed=summary.probed,
             failed=summary.failed,
+            host_level=summary.host_level,
+            hosts_down=summary.hosts_down,
             skipped=summary.skipped,
             reasons=summary.reasons,
             duration=round(summary.duration, 3),
         )
+        interval = self.config.probe.interval
+        if summary.duration > interval:
+            self._log.warning(
+                "probe.round_overran",
+                duration=round(summary.duration, 3),
+                interval=interval,
+                probed=summary.probed,
+                worst_case=round(summary.budget, 3),
+                hint="raise probe.concurrency or probe.per_host_concurrency, "
+                "or shard (docs/deployment.md, Sizing)",
+            )
         return None
 
     async def _discovery_step(self) -> float | None:

@@ -24,7 +24,6 @@ connection-level reason and every healthy one succeed, or the run fails.
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 import time
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from bench.fleet import (
 )
 from bench.harness import Options, Report, parse_options, progress, ratios
 from bench.stores import RedisStores
+from devtools.servers.ports import dead_listener
 from monitor.daemon import freeze_startup_objects
 from monitor.probes.result import HOST_LEVEL_REASONS
 from monitor.probes.runner import ProbeRunner, RoundSummary, host_key
@@ -47,14 +47,6 @@ from monitor.targets import Target
 HEALTHY_HOSTS = 9  # and one dead: 10 % of the hosts
 TIMEOUT = 1.0
 TARGET_FACTOR = 1.5
-
-
-def dead_listener() -> socket.socket:
-    """A loopback socket that listens and never accepts."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(socket.SOMAXCONN)
-    return sock
 
 
 async def timed_round(

@@ -13,3 +13,15 @@ def free_port(host: str = LOOPBACK) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def dead_listener(host: str = LOOPBACK) -> socket.socket:
+    """A socket on `host` that listens and never accepts: a host that hangs.
+
+    Connections complete in the kernel's backlog and then nothing answers,
+    so every probe of it waits for its timeout. The caller closes it.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.listen(socket.SOMAXCONN)
+    return sock

@@ -17,19 +17,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from devtools.servers.moto_server import (
     MotoServer,
     create_bigsegment_table,
     put_metadata,
 )
+from devtools.servers.ports import dead_listener
 from devtools.servers.proxy_process import ProxyProcess
 from devtools.servers.redis_server import RedisServer
-from monitor.probes.result import HOST_LEVEL_REASONS, ProbeResult
+from monitor.probes.result import HOST_LEVEL_REASONS, ProbeResult, Reason
 from monitor.probes.runner import host_key
 from tests.support.clock import now_ms
 from tests.support.daemon import InProcessDaemon, StartDaemon
 from tests.support.plugin import MakeProxyProcess
 from tests.support.polling import wait_until
+from tests.support.scrape import Scrape
 
 REDIS_STORES = 300
 DYNAMODB_STORES = 60
@@ -191,3 +195,44 @@ async def test_a_dead_dynamodb_endpoint_fails_every_table_within_one_interval(
     proxy = await proxy_process(clean_moto.host, clean_moto.port)
     running = await start_daemon(dynamodb_config(proxy, interval, timeout))
     await dies_and_comes_back(running, proxy, interval, timeout, DYNAMODB_STORES)
+
+
+async def test_a_round_longer_than_the_interval_is_counted_and_logged(
+    start_daemon: StartDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One slot, three hung hosts: each round takes three timeouts, longer than the interval; it finishes anyway."""
+    interval, timeout = 0.4, 0.3
+    listeners = [dead_listener() for _ in range(3)]
+    try:
+        raw = {
+            "api": {"enabled": False},
+            "probe": {"interval": interval, "timeout": timeout, "concurrency": 1},
+            "server": {"listen": "127.0.0.1:0"},
+            "targets": [
+                {
+                    "kind": "redis",
+                    "name": f"hung-{i}",
+                    "url": f"redis://127.0.0.1:{sock.getsockname()[1]}",
+                }
+                for i, sock in enumerate(listeners)
+            ],
+        }
+        running = await start_daemon(raw)
+
+        def overran(scrape: Scrape) -> bool:
+            found = scrape.find("ld_store_probe_rounds_overrun_total")
+            return bool(found) and found[0].value >= 1
+
+        scrape = await running.wait_metric(overran, timeout=10)
+        # The round was not cut short: every store has its own timeout result.
+        for target in running.daemon.state.targets:
+            record = running.daemon.state.records[target.id]
+            assert record.result is not None
+            assert record.result.reason is Reason.TIMEOUT
+            assert not record.result.host_level  # three hosts, one store each
+        (duration,) = scrape.find("ld_store_probe_round_duration_seconds")
+        assert duration.value >= 3 * timeout
+    finally:
+        for sock in listeners:
+            sock.close()
+    assert "probe.round_overran" in capsys.readouterr().out

@@ -273,6 +273,7 @@ class Daemon:
     async def _discovery_step(self) -> float | None:
         started = time.monotonic()
         was_ready = self.state.view.completed
+        first = not self.state.discovery_attempted
         outcome = await self.monitor.discover()
         assert outcome is not None  # noqa: S101 -- this loop only runs with the API on
         prerender(self.state, self._scrape_cache)
@@ -310,6 +311,10 @@ class Daemon:
                 error=str(outcome.error),
                 duration=duration,
             )
+        if first and not outcome.ok:
+            # Readiness waits for a probe round after the first discovery
+            # attempt, failed or not (MonitorState.ready): run it now.
+            self.loops["probe"].wake()
         return outcome.next_delay(api)
 
 

@@ -130,6 +130,7 @@ class Monitor:
             return None
         outcome = await discovery.run_once()
         self.state.view = discovery.view
+        self.state.discovery_attempted = True
         if outcome.ok and self.config.canaries:
             await self._refresh_segments()
         self.resolve()
@@ -181,7 +182,8 @@ class Monitor:
 
     async def probe_round(self) -> RoundSummary:
         """Probe every due target once."""
-        discovered = self.discovery is None or self.state.view.completed
+        # Ready after this round if discovery has been tried, failed or not.
+        discovered = self.discovery is None or self.state.discovery_attempted
         summary = await self.runner.run_round(self.state.targets)
         if discovered:
             self.state.probed_after_discovery = True

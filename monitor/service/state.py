@@ -35,7 +35,10 @@ class MonitorState:
     discovery_duration: float | None = None  # seconds the last discovery round took
     lag: LagWindow = field(default_factory=LagWindow)  # the event loop's (sample_lag)
     targets: tuple[Target, ...] = ()
-    probed_after_discovery: bool = False  # a probe round ran on a completed discovery
+    # The first discovery round has ended, whether or not it succeeded.
+    discovery_attempted: bool = False
+    # A probe round started after that (or with the API off) has completed.
+    probed_after_discovery: bool = False
     loops: dict[str, LoopHealth] = field(default_factory=dict)
     config_reload_ok: bool = True
     config_reload_time: float | None = None
@@ -59,5 +62,15 @@ class MonitorState:
         return all(loop.healthy() for loop in self.loops.values())
 
     def ready(self) -> bool:
-        """True once the first discovery and a probe round after it have completed."""
+        """True once a probe round has completed that started after the first
+        discovery round ended, whether or not discovery succeeded (with the API
+        off: once a probe round has completed).
+
+        Readiness says the monitor knows its stores and has probed them; it is
+        not gated on LaunchDarkly (`ld_store_api_up` and LDStoreMonitorApiDown
+        tell that): with the API down at start, a pod becomes ready after its
+        first discovery attempt fails and the next probe round completes, with
+        whatever targets it knows (static ones), so a rollout during a
+        LaunchDarkly outage does not stall.
+        """
         return self.probed_after_discovery

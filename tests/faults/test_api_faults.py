@@ -305,3 +305,24 @@ async def test_429_retry_after_is_honoured(make_setup: MakeSetup) -> None:
     # At most Retry-After + the client's 0.5 s jitter + one interval + slack.
     assert 2.0 <= gap < 2.0 + 0.5 + API_INTERVAL + 1.0
     await setup.running.wait_metric(lambda s: s.value("ld_store_api_up") == 1)
+
+
+@pytest.mark.parametrize("fault", [API_FAULTS[1], API_FAULTS[2]], ids=lambda f: f.name)
+async def test_ready_with_the_api_down_at_start(
+    fault: ApiFault, make_setup: MakeSetup
+) -> None:
+    """API failing from the start: ready after the failed first discovery and one probe round; api_up 0, the static store probed."""
+    setup: Setup = await make_setup(before_start=fault.apply)
+    running = setup.running
+    await running.wait_ready(timeout=FAULT_WINDOW)
+    state = running.daemon.state
+    assert state.discovery_attempted
+    assert not state.view.completed  # no discovery has succeeded
+    scrape, _ = await running.scrape()
+    assert scrape.value("ld_store_api_up") == 0
+    assert scrape.value("ld_store_probe_up", integration_id=STATIC) == 1
+    assert (scrape.value("ld_store_probe_rounds_total") or 0) >= 1
+    # The API coming back adds its integration; the pod stays ready.
+    setup.sim.faults.clear()
+    await running.wait_metric(integration_known, timeout=FAULT_WINDOW)
+    assert (await running.get("/-/ready"))[0] == 200

@@ -616,8 +616,8 @@ def test_workload_is_locked_down_and_probed(name: str) -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/-/ready"
     assert container["startupProbe"]["httpGet"]["path"] == "/-/healthy"
     assert container["resources"] == {
-        "requests": {"cpu": "50m", "memory": "96Mi"},
-        "limits": {"memory": "256Mi"},
+        "requests": {"cpu": "100m", "memory": "160Mi"},
+        "limits": {"memory": "384Mi"},
     }
     assert container["args"][:3] == [
         "run",

@@ -26,7 +26,7 @@ from typing import Any, Self
 import structlog
 from aiohttp import web
 
-from monitor.config import Config, split_host_port
+from monitor.config import Config, WebSettings, split_host_port, web_settings
 from monitor.export.metrics import ScrapeCache, prerender
 from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor
@@ -36,6 +36,7 @@ from monitor.service.loops import PeriodicLoop
 from monitor.service.monitor import Monitor
 from monitor.service.reload import WATCH_INTERVAL, Reloader
 from monitor.web.app import make_web_app
+from monitor.web.security import WebGuard
 
 SHUTDOWN_TIMEOUT = 3.0
 
@@ -70,10 +71,18 @@ class Daemon:
         shard: Shard | None = None,
         logger: structlog.stdlib.BoundLogger | None = None,
         on_reload: Callable[[Config], None] | None = None,
+        web_config_file: Path | None = None,
     ) -> None:
         self._redactor = redactor
         self._listen = listen or config.server.listen
         self._log = logger or structlog.stdlib.get_logger("monitor")
+        # TLS and basic auth of every listener (ConfigError when unusable).
+        web = web_settings(config, web_config_file)
+        self.guard = WebGuard(web)
+        self._log_web(web)
+        # Where the status routes are served, as started (a change needs a restart).
+        server = config.server
+        self._status_serving = (server.status_enabled, server.status_listen)
         self.monitor = Monitor(config, self._log, shard=shard)
         self.state = self.monitor.state
         self.reloader = Reloader(
@@ -83,11 +92,15 @@ class Daemon:
             self._log,
             serving_on=None if listen else config.server.listen,
             on_reload=on_reload,
+            web_config_file=web_config_file,
+            web=web,
+            on_web=self._apply_web,
         )
         self._stack = AsyncExitStack()
         self._tasks: set[asyncio.Task[None]] = set()
         self.loops: dict[str, PeriodicLoop] = {}
         self.port: int | None = None
+        self.status_port: int | None = None  # with server.status_listen
         self._scrape_cache = ScrapeCache()
         self._frozen = False
 
@@ -120,6 +133,21 @@ class Daemon:
         for loop in self.loops.values():
             loop.wake()
 
+    def _apply_web(self, new: Config, web: WebSettings | None) -> list[str]:
+        """A reloaded web config takes effect; return what needs a restart."""
+        restart = self.guard.update(web)
+        server = new.server
+        if (server.status_enabled, server.status_listen) != self._status_serving:
+            restart.append("server.status_enabled/status_listen")
+        self._log_web(web)
+        return restart
+
+    def _log_web(self, web: WebSettings | None) -> None:
+        if web is None:
+            return
+        for warning in web.warnings:
+            self._log.warning("web_config.ignored", file=str(web.path), detail=warning)
+
     # -- lifecycle ------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
@@ -143,24 +171,29 @@ class Daemon:
     async def start(self) -> None:
         """Open the clients, start serving and start the loops."""
         await self._stack.enter_async_context(self.monitor)
-        app = make_web_app(
-            self.state, self._redactor, self._scrape_cache, self.monitor.runner
+        status_enabled, status_listen = self._status_serving
+        self.port = await self._serve(
+            self._listen,
+            metrics_routes=True,
+            status_routes=status_enabled and status_listen is None,
         )
-        runner = web.AppRunner(
-            app,
-            handle_signals=False,
-            access_log=None,
-            shutdown_timeout=SHUTDOWN_TIMEOUT,
-        )
-        await runner.setup()
-        self._stack.push_async_callback(runner.cleanup)
-        host, port = split_host_port(self._listen)
-        site = web.TCPSite(runner, host or None, port)
-        await site.start()
-        self.port = _bound_port(runner) or port
+        if status_listen is not None:
+            self.status_port = await self._serve(
+                status_listen, metrics_routes=False, status_routes=True
+            )
+        host, _ = split_host_port(self._listen)
         self._log.info(
             "daemon.started",
             listen=f"{host}:{self.port}",
+            status=(
+                "off"
+                if not status_enabled
+                else f"{split_host_port(status_listen)[0]}:{self.status_port}"
+                if status_listen
+                else "on listen"
+            ),
+            tls=self.guard.tls is not None,
+            basic_auth=bool(self.guard.settings and self.guard.settings.users),
             api=self.config.api.enabled,
             static_targets=len(self.config.targets),
             shard=str(self.monitor.shard or "all"),
@@ -219,6 +252,32 @@ class Daemon:
         self._tasks.clear()
         await self._stack.aclose()
         self._log.info("daemon.stopped")
+
+    async def _serve(
+        self, listen: str, *, metrics_routes: bool, status_routes: bool
+    ) -> int:
+        """Serve the routes asked for at `listen`, behind the web config; the port."""
+        app = make_web_app(
+            self.state,
+            self._redactor,
+            self._scrape_cache,
+            self.monitor.runner,
+            metrics_routes=metrics_routes,
+            status_routes=status_routes,
+            guard=self.guard,
+        )
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        )
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        host, port = split_host_port(listen)
+        site = web.TCPSite(runner, host or None, port, ssl_context=self.guard.tls)
+        await site.start()
+        return _bound_port(runner) or port
 
     def _start_loop(self, loop: PeriodicLoop) -> None:
         self.loops[loop.name] = loop
@@ -347,6 +406,7 @@ async def run_daemon(
     listen: str | None = None,
     shard: Shard | None = None,
     on_reload: Callable[[Config], None] | None = None,
+    web_config_file: Path | None = None,
 ) -> int:
     """Run until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
     log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("monitor")
@@ -358,6 +418,7 @@ async def run_daemon(
         shard=shard,
         logger=log,
         on_reload=on_reload,
+        web_config_file=web_config_file,
     )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, daemon.request_reload, "SIGHUP")

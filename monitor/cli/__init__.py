@@ -17,7 +17,7 @@ import structlog
 
 from monitor import __version__
 from monitor.cli.exits import Exit
-from monitor.config import Config, ConfigError, load_config
+from monitor.config import Config, ConfigError, load_config, web_settings
 from monitor.config.models import LogFormat, LogLevel
 from monitor.launchdarkly.sharding import Shard
 from monitor.log import Redactor, configure_logging
@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     common(run)
     run.add_argument("--listen", metavar="HOST:PORT", help="override server.listen")
     run.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        metavar="FILE",
+        help="TLS and basic auth in the Prometheus exporter-toolkit format "
+        "(override server.web_config_file)",
+    )
+    run.add_argument(
         "--shard",
         metavar="I/N",
         help="keep only shard I of N (stable hash of integration_id)",
@@ -75,10 +83,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path, redactor: Redactor | None = None) -> Config:
-    """The config at `path`, its secrets masked from here on; exit 2 if invalid."""
+def _load(
+    path: Path,
+    redactor: Redactor | None = None,
+    *,
+    web: bool = False,
+    web_config_file: Path | None = None,
+) -> Config:
+    """The config at `path`, its secrets masked from here on; exit 2 if invalid.
+
+    With `web`, the web config (`web_config_file`, else the config's
+    `server.web_config_file`) must be valid too.
+    """
     try:
         config = load_config(path)
+        if web:
+            web_settings(config, web_config_file)
     except ConfigError as err:
         print(f"{path}: invalid configuration", file=sys.stderr)
         for problem in err.problems:
@@ -99,7 +119,7 @@ def _shard(args: argparse.Namespace) -> Shard | None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, web=True)
     print(
         f"{args.config}: OK (api {'on' if config.api.enabled else 'off'}, "
         f"{len(config.credentials)} credential entries, "
@@ -111,7 +131,9 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, redactor: Redactor) -> int:
     from monitor.daemon import run_daemon  # noqa: PLC0415 -- keeps validate-config fast and light
 
-    config = _load(args.config, redactor)
+    config = _load(
+        args.config, redactor, web=True, web_config_file=args.web_config_file
+    )
 
     def configure(current: Config) -> None:
         fmt = args.log_format or current.logging.format
@@ -129,6 +151,7 @@ def _run(args: argparse.Namespace, redactor: Redactor) -> int:
             listen=args.listen,
             shard=shard,
             on_reload=configure,
+            web_config_file=args.web_config_file,
         )
     )
     return code

@@ -26,6 +26,7 @@ from monitor.config.models import (
     parse_duration,
     split_host_port,
 )
+from monitor.config.web import WebConfig, WebSettings, load_web_config, web_settings
 
 __all__ = [
     "ApiConfig",
@@ -45,9 +46,13 @@ __all__ = [
     "Sdk",
     "ServerConfig",
     "TlsConfig",
+    "WebConfig",
+    "WebSettings",
     "load_config",
+    "load_web_config",
     "parse_config",
     "parse_duration",
     "referenced_files",
     "split_host_port",
+    "web_settings",
 ]

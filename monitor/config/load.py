@@ -267,14 +267,20 @@ def parse_config(
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     """Read, resolve and validate the YAML file at `path`."""
+    return parse_config(read_yaml(path), env, path.parent.resolve())
+
+
+def read_yaml(path: Path, prefix: str = "") -> Any:
+    """The YAML document at `path`; ConfigError (its problem after `prefix`) if
+    the file cannot be read or parsed."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(
-            [f"(file): cannot read {path}: {err.strerror or err}"]
+            [f"{prefix}(file): cannot read {path}: {err.strerror or err}"]
         ) from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = (
@@ -283,8 +289,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
             else "unknown position"
         )
         problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError([f"(yaml): {where}: {problem}"]) from None
-    return parse_config(raw, env, path.parent.resolve())
+        raise ConfigError([f"{prefix}(yaml): {where}: {problem}"]) from None
 
 
 def referenced_files(config_path: Path, config: Config) -> tuple[Path, ...]:

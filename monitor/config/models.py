@@ -362,6 +362,24 @@ class ServerConfig(Model):
     """The HTTP server for /metrics, health and the status page."""
 
     listen: ListenAddress = DEFAULT_LISTEN
+    # The status page, /status and /probe: off, or on a listener of their own
+    # (None: on `listen`, with /metrics), so that /metrics can be exposed to
+    # Prometheus while they stay internal.
+    status_enabled: bool = True
+    status_listen: ListenAddress | None = None
+    # TLS and basic auth of every listener, in the Prometheus exporter-toolkit
+    # format (config.web); --web.config.file overrides it.
+    web_config_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_status(self) -> Self:
+        if self.status_listen is not None and not self.status_enabled:
+            raise ValueError("status_listen is set but status_enabled is false")
+        if self.status_listen is not None:
+            status = split_host_port(self.status_listen)
+            if status == split_host_port(self.listen) and status[1] != 0:
+                raise ValueError("status_listen must differ from listen")
+        return self
 
 
 LogFormat = Literal["auto", "json", "console"]

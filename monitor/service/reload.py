@@ -16,7 +16,14 @@ from pathlib import Path
 
 import structlog
 
-from monitor.config import Config, ConfigError, load_config, referenced_files
+from monitor.config import (
+    Config,
+    ConfigError,
+    WebSettings,
+    load_config,
+    referenced_files,
+    web_settings,
+)
 from monitor.log import Redactor
 from monitor.service.monitor import Monitor
 
@@ -77,6 +84,9 @@ class Reloader:
         *,
         serving_on: str | None = None,
         on_reload: Callable[[Config], None] | None = None,
+        web_config_file: Path | None = None,
+        web: WebSettings | None = None,
+        on_web: Callable[[Config, WebSettings | None], list[str]] | None = None,
     ) -> None:
         self._monitor = monitor
         self._path = config_path
@@ -86,10 +96,15 @@ class Reloader:
         # (None when --listen fixed it): changing it needs a restart.
         self._serving_on = serving_on
         self._on_reload = on_reload
+        # The web config (TLS, basic auth): --web.config.file when given,
+        # else server.web_config_file; `on_web` applies a reloaded one and
+        # returns what of it needs a restart.
+        self._web_override = web_config_file
+        self._on_web = on_web
         self._secrets = set(monitor.config.secrets())
         redactor.update(self._secrets)
         self._watcher = FileWatcher(
-            referenced_files(config_path, monitor.config) if config_path else ()
+            self._watched(config_path, monitor.config, web) if config_path else ()
         )
         self._requested: str | None = None
 
@@ -126,6 +141,7 @@ class Reloader:
         state = self._monitor.state
         try:
             new = load_config(self._path)
+            web = web_settings(new, self._web_override)
         except ConfigError as err:
             state.config_reload_ok = False
             state.config_reloads["failure"] += 1
@@ -140,9 +156,11 @@ class Reloader:
         restart = self._monitor.apply(new)
         if self._serving_on is not None and new.server.listen != self._serving_on:
             restart.append("server.listen")
+        if self._on_web is not None:
+            restart.extend(self._on_web(new, web))
         if self._on_reload is not None:
             self._on_reload(new)
-        self._watcher.watch(referenced_files(self._path, new))
+        self._watcher.watch(self._watched(self._path, new, web))
         state.config_reload_ok = True
         state.config_reload_time = time.time()
         state.config_reloads["success"] += 1
@@ -150,3 +168,12 @@ class Reloader:
             "config.reloaded", trigger=trigger, needs_restart=restart or None
         )
         return True
+
+    @staticmethod
+    def _watched(
+        path: Path, config: Config, web: WebSettings | None
+    ) -> tuple[Path, ...]:
+        """The config file, the files it names, and the web config's files
+        (certificates included, so that a renewed one is served)."""
+        files = referenced_files(path, config) + (web.files if web else ())
+        return tuple(dict.fromkeys(files))

@@ -18,6 +18,7 @@ from monitor.probes.runner import ProbeRunner
 from monitor.service.state import MonitorState
 from monitor.web.compress import accepts_gzip, write_gzip
 from monitor.web.debug_probe import DebugProber
+from monitor.web.security import WebGuard
 from monitor.web.status import STATUS_CACHE, StatusCache, index, status
 
 STATE = web.AppKey("state", MonitorState)
@@ -112,18 +113,34 @@ def make_web_app(
     redactor: Redactor,
     scrape_cache: ScrapeCache | None = None,
     runner: ProbeRunner | None = None,
+    *,
+    metrics_routes: bool = True,
+    status_routes: bool = True,
+    guard: WebGuard | None = None,
 ) -> web.Application:
-    """The aiohttp application serving every endpoint (`/probe` needs the runner)."""
+    """The aiohttp application serving the endpoints asked for.
+
+    `metrics_routes`: /metrics, /-/healthy, /-/ready; `status_routes`: the
+    status page, /status and /probe (which needs the runner). The daemon
+    serves both on `server.listen`, or the status routes on a listener of
+    their own (`server.status_listen`), or none of them
+    (`server.status_enabled: false`). `guard` applies the web config (TLS is
+    the listener's; basic auth and headers are the app's).
+    """
     app = web.Application()
     app[STATE] = state
     app[REDACTOR] = redactor
-    app[DEBUG] = DebugProber(state, runner)
-    app[SCRAPE_CACHE] = scrape_cache or ScrapeCache()
-    app[STATUS_CACHE] = StatusCache(state, redactor)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/-/healthy", healthy)
-    app.router.add_get("/-/ready", ready)
-    app.router.add_get("/status", status)
-    app.router.add_get("/probe", debug_probe)
-    app.router.add_get("/", index)
+    if guard is not None:
+        guard.install(app)
+    if metrics_routes:
+        app[SCRAPE_CACHE] = scrape_cache or ScrapeCache()
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/-/healthy", healthy)
+        app.router.add_get("/-/ready", ready)
+    if status_routes:
+        app[DEBUG] = DebugProber(state, runner)
+        app[STATUS_CACHE] = StatusCache(state, redactor)
+        app.router.add_get("/status", status)
+        app.router.add_get("/probe", debug_probe)
+        app.router.add_get("/", index)
     return app

@@ -31,9 +31,20 @@ RUN /opt/venv/bin/pip install --no-cache-dir -c requirements/constraints.txt .
 # ---- runtime ----------------------------------------------------------------
 FROM python:3.11-slim-bookworm
 
+# What the OCI labels say of this build; set them from CI:
+#   docker build --build-arg VERSION=1.2.3 --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" -t ld-store-monitor .
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+
 LABEL org.opencontainers.image.title="ld-store-monitor" \
       org.opencontainers.image.description="Watches LaunchDarkly big segment stores (Redis, DynamoDB) and exports Prometheus metrics" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.source="https://github.com/ld-store-monitor/ld-store-monitor" \
+      org.opencontainers.image.documentation="https://github.com/ld-store-monitor/ld-store-monitor/blob/main/README.md" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # Bytecode was compiled at install time in the builder; never try to write

@@ -26,6 +26,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from monitor import __version__
 from monitor.config import parse_config
 from monitor.export.metrics import FAMILIES
 from tests.support.commands import run, tool
@@ -817,3 +818,75 @@ def test_dockerfile_build_steps_are_known() -> None:
         assert words[:3] == ["/opt/venv/bin/pip", "install", "--no-cache-dir"]
         assert "requirements/constraints.txt" in words
     assert installs[-1][-1] == "."
+
+
+def test_networkpolicy_lets_only_prometheus_in_and_the_monitor_out() -> None:
+    """Ingress: the metrics port from Prometheus' namespace and pods; egress: DNS, HTTPS, Redis."""
+    policy = _k8s_object("networkpolicy.yaml")
+    spec = policy["spec"]
+    pod_labels = _k8s_object("deployment.yaml")["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = spec["ingress"]
+    assert ingress["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    (source,) = ingress["from"]
+    assert {"namespaceSelector", "podSelector"} <= source.keys()
+    egress_ports = {
+        (port["port"], port["protocol"])
+        for rule in spec["egress"]
+        for port in rule["ports"]
+    }
+    assert {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6379, "TCP")} <= egress_ports
+    assert "ADJUST THE SELECTORS" in (K8S / "networkpolicy.yaml").read_text("utf-8")
+
+
+def test_disruption_budget_and_spread_keep_the_pair_apart() -> None:
+    """PDB of at most one pod down; pods spread and anti-affine across nodes."""
+    budget = _k8s_object("poddisruptionbudget.yaml")
+    assert budget["spec"]["maxUnavailable"] == 1
+    pod = _k8s_object("deployment.yaml")["spec"]["template"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= (
+        pod["metadata"]["labels"].items()
+    )
+    spec = pod["spec"]
+    keys = {c["topologyKey"] for c in spec["topologySpreadConstraints"]}
+    assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    assert all(
+        c["whenUnsatisfiable"] == "ScheduleAnyway"
+        for c in spec["topologySpreadConstraints"]
+    )
+    (term,) = spec["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    base = _load_yaml(K8S / "kustomization.yaml")
+    assert {"networkpolicy.yaml", "poddisruptionbudget.yaml"} <= set(base["resources"])
+
+
+def test_dockerfile_sets_the_oci_labels_from_build_arguments() -> None:
+    """version, revision, created from ARGs with defaults; source and documentation fixed."""
+    instructions = _instructions()
+    final = len([1 for _, ins, _ in instructions if ins == "FROM"]) - 1
+    args = {
+        name: default
+        for stage, ins, text in instructions
+        if stage == final and ins == "ARG"
+        for name, _, default in [text.partition("=")]
+    }
+    assert args["VERSION"] == __version__
+    assert args["REVISION"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", args["CREATED"])
+    labels = dict(
+        shlex.split(pair)[0].split("=", 1)
+        for stage, ins, text in instructions
+        if stage == final and ins == "LABEL"
+        for pair in re.findall(r'[\w.]+="[^"]*"', text)
+    )
+    prefix = "org.opencontainers.image."
+    assert labels[prefix + "version"] == "${VERSION}"
+    assert labels[prefix + "revision"] == "${REVISION}"
+    assert labels[prefix + "created"] == "${CREATED}"
+    assert labels[prefix + "source"].startswith("https://github.com/")
+    assert labels[prefix + "documentation"].startswith(labels[prefix + "source"])

@@ -51,6 +51,7 @@ class Reason(StrEnum):
     PARSE = "parse"
     CLUSTER_REDIRECT = "cluster_redirect"  # MOVED/ASK the SDK does not follow
     THROTTLED = "throttled"
+    REPLY_TOO_LARGE = "reply_too_large"  # a reply beyond the monitor's bounds
     OTHER = "other"
 
 
@@ -217,8 +218,9 @@ class ProbeResult:
 class Recorder:
     """Collects phase timings and steps while a probe runs, so a timeout keeps them."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
         self.started = time.perf_counter()
+        self.timeout = timeout  # the probe's deadline after `started`, if known
         self.phases: dict[str, float] = {}
         self.steps: list[Step] = []
         self.current: str | None = None
@@ -243,6 +245,10 @@ class Recorder:
     def elapsed(self) -> float:
         """Seconds since the probe started."""
         return time.perf_counter() - self.started
+
+    def remaining(self) -> float | None:
+        """Seconds left before the probe's deadline (None: no deadline known)."""
+        return None if self.timeout is None else self.timeout - self.elapsed()
 
     def failure(
         self,

@@ -27,7 +27,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -327,8 +327,8 @@ class ProbeRunner:
 
     async def probe(self, target: Target) -> ProbeResult:
         """Probe `target` under the per-probe deadline; store trouble is returned."""
-        recorder = Recorder()
         timeout = self.settings.timeout
+        recorder = Recorder(timeout)
         try:
             async with asyncio.timeout(timeout):
                 return await self._probes[target.kind].run(target, recorder)
@@ -361,6 +361,15 @@ class ProbeRunner:
             error=result.error,
             duration=round(result.duration, 6),
         )
+        if (
+            result.reason is not None
+            and result.tls_not_after is None
+            and previous is not None
+            and previous.tls_not_after is not None
+        ):
+            # A failure that read no certificate keeps the last known expiry:
+            # the series must not vanish while the store is failing.
+            result = replace(result, tls_not_after=previous.tls_not_after)
         record.result = result
         stale_after = (
             self.settings.stale_after

@@ -381,6 +381,47 @@ async def test_tls_without_the_ca_is_tls_verify(
     result, values = await probe(endpoint_of(redis_tls, tls=TlsConfig()))
     assert result.reason == "tls_verify"
     assert_status(values, up=0, available=0, stale=0)
+    # The certificate was still read: its expiry stays exported.
+    expiry = values.value("ld_store_tls_cert_expiry_timestamp_seconds")
+    assert expiry == pytest.approx(tls_certs.server.not_after.timestamp(), abs=1)
+
+
+async def test_expired_certificate_keeps_its_expiry_series(
+    make_redis: MakeRedis, tls_certs: TlsCertSet
+) -> None:
+    """An expired certificate fails as tls_verify, and its notAfter (in the past) is exported."""
+    server = make_redis(tls=RedisTls(server=tls_certs.expired))
+    result, values = await probe(
+        tls_endpoint(server, tls_certs, server_name="localhost")
+    )
+    assert result.reason == "tls_verify"
+    assert "expired" in (result.error or "")
+    expiry = values.value("ld_store_tls_cert_expiry_timestamp_seconds")
+    assert expiry == pytest.approx(tls_certs.expired.not_after.timestamp(), abs=1)
+    assert expiry is not None and expiry < time.time()  # time() - expiry > 0
+
+
+async def test_failing_tls_store_keeps_the_last_known_expiry(
+    make_redis: MakeRedis, tls_certs: TlsCertSet
+) -> None:
+    """A TLS store that stops answering keeps the expiry its last handshake read."""
+    server = make_redis(tls=RedisTls(server=tls_certs.server))
+    log = structlog.get_logger("test")
+    runner = ProbeRunner(
+        {"redis": RedisProbe(log)}, ProbeConfig(interval=10, timeout=1.0), log
+    )
+    target = static_target(
+        tls_endpoint(server, tls_certs, server_name="localhost"), prefix=PREFIX
+    )
+    await runner.run_round([target])
+    server.stop()
+    runner.records["t1"].next_due = 0.0  # due again now
+    await runner.run_round([target])
+    result = runner.records["t1"].result
+    assert result is not None and result.reason == "refused"
+    values = Scrape.of(state_of(runner, (target,), stale_after=STALE_AFTER))
+    expiry = values.value("ld_store_tls_cert_expiry_timestamp_seconds")
+    assert expiry == pytest.approx(tls_certs.server.not_after.timestamp(), abs=1)
 
 
 async def test_tls_insecure_skip_verify_connects(redis_tls: RedisServer) -> None:

@@ -47,6 +47,7 @@ from monitor.probes.result import (
     Recorder,
     RedisHealth,
 )
+from monitor.sanitize import clamp_int64, describe_int, int64
 from monitor.store_keys import (
     membership_probe_hash,
     redis_include_key,
@@ -57,6 +58,11 @@ from monitor.targets.model import CanaryCheck
 
 # Error codes of replies that mean the credentials were refused.
 _AUTH_CODES = frozenset({"WRONGPASS", "NOAUTH"})
+# After a failed verification, a second handshake reads the certificate's
+# expiry: within this share of the time left before the probe's deadline,
+# and only when that is at least UNVERIFIED_READ_MIN seconds.
+UNVERIFIED_READ_SHARE = 0.8
+UNVERIFIED_READ_MIN = 0.02
 
 
 def _auth_error(reply: RespError) -> bool:
@@ -335,6 +341,12 @@ class RedisProbe:
                 err, tls=endpoint.tls is not None, replied=session.replied
             )
             recorder.end(ok=False, detail=message)
+            if reason == Reason.TLS_VERIFY and session.tls_not_after is None:
+                # An expired (or untrusted) certificate still has an expiry
+                # worth exporting: ld_store_tls_cert_expiry_timestamp_seconds.
+                session.tls_not_after = await self._unverified_not_after(
+                    endpoint, recorder
+                )
             return recorder.failure(
                 reason, message, self._clock(), tls_not_after=session.tls_not_after
             )
@@ -365,6 +377,41 @@ class RedisProbe:
             )
         conn = session.conn = RespConnection(reader, writer)
         return conn
+
+    async def _unverified_not_after(
+        self, endpoint: RedisEndpoint, recorder: Recorder
+    ) -> float | None:
+        """The presented chain's earliest notAfter, after verification failed.
+
+        A second handshake with verification off, that only reads the
+        certificate and drops the connection: nothing is sent over it. It runs
+        within what is left of the probe's deadline (with a margin, so that
+        the failure is still reported as `tls_verify`, not as a timeout), and
+        gives up quietly: the expiry is then unknown, as before.
+        """
+        assert endpoint.tls is not None  # noqa: S101 -- only TLS fails verification
+        remaining = recorder.remaining()
+        budget = 0.0 if remaining is None else remaining * UNVERIFIED_READ_SHARE
+        if budget < UNVERIFIED_READ_MIN:
+            return None
+        transport: asyncio.WriteTransport | None = None
+        try:
+            async with asyncio.timeout(budget):
+                _reader, writer = await asyncio.open_connection(
+                    endpoint.host, endpoint.port
+                )
+                transport = writer.transport
+                await writer.start_tls(
+                    self._tls.unverified(endpoint.tls),
+                    server_hostname=endpoint.tls.server_name or endpoint.host,
+                )
+                transport = writer.transport
+                return earliest_not_after(writer.get_extra_info("ssl_object"))
+        except (OSError, TimeoutError):  # ssl.SSLError is an OSError
+            return None
+        finally:
+            if transport is not None:
+                transport.abort()
 
     # -- Redis Cluster: MOVED and ASK, as the target's SDK meets them ----------
 
@@ -523,7 +570,11 @@ class RedisProbe:
         elif isinstance(value, RespError):
             read_ok = False
             schema_ok = False
-            kind_name = kind.decode() if isinstance(kind, bytes) else str(kind)
+            kind_name = (
+                kind.decode("utf-8", "replace")
+                if isinstance(kind, bytes)
+                else str(kind)
+            )
             if value.code == "WRONGTYPE":
                 reason, error = (
                     Reason.SCHEMA,
@@ -537,6 +588,10 @@ class RedisProbe:
                 "redis",
                 None if value is None else value.decode("utf-8", "surrogateescape"),
             )
+        if read_ok and value is not None and not isinstance(value, bytes):
+            # Not what GET returns: a broken or hostile server.
+            read_ok = False
+            reason, error = Reason.PARSE, f"GET {key} returned {type(value).__name__}"
         if read_ok and isinstance(value, bytes):
             try:
                 # int() exactly as the Python SDK parses it.
@@ -546,6 +601,16 @@ class RedisProbe:
                 schema_ok = False
                 reason = Reason.PARSE
                 error = f"{key} holds {value[:40]!r}, not Unix milliseconds"
+            else:
+                if int64(synchronized_on) is None:
+                    # The SDK may still read it (the profile judges the raw
+                    # value); what the monitor shows is clamped to 64 bits.
+                    reason = Reason.PARSE
+                    error = (
+                        f"{key} holds {describe_int(synchronized_on)}, "
+                        "not Unix milliseconds"
+                    )
+                    synchronized_on = clamp_int64(synchronized_on)
         return ProbeResult(
             finished_at=self._clock(),
             duration=recorder.elapsed(),

@@ -29,6 +29,11 @@ class TlsContexts:
             self._contexts[tls] = context
         return context
 
+    def unverified(self, tls: TlsConfig) -> ssl.SSLContext:
+        """The context for these settings with verification off: only to read the
+        certificate a server presents after a verified handshake failed."""
+        return self.get(tls.model_copy(update={"insecure_skip_verify": True}))
+
     def clear(self) -> None:
         """Forget every context (after a reload, certificate files may have changed)."""
         self._contexts.clear()

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "monitor"
 
 # Lowest first: a module may import its own layer and the layers before it.
-# `monitor` itself (the version) and the leaf modules `log` and `store_keys`
-# are below every layer.
+# `monitor` itself (the version) and the leaf modules `log`, `sanitize` and
+# `store_keys` are below every layer.
 LAYERS = (
     "config",
     "launchdarkly",
@@ -30,7 +30,9 @@ LAYERS = (
     "daemon",
     "cli",
 )
-FOUNDATION = frozenset({"monitor", "monitor.log", "monitor.store_keys"})
+FOUNDATION = frozenset(
+    {"monitor", "monitor.log", "monitor.sanitize", "monitor.store_keys"}
+)
 
 
 def module_name(path: Path, root: Path) -> str:

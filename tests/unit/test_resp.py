@@ -6,7 +6,15 @@ import asyncio
 
 import pytest
 
-from monitor.probes.redis.resp import RespConnection, RespError, RespProtocolError, pack
+from monitor.probes.redis import resp
+from monitor.probes.redis.resp import (
+    RespConnection,
+    RespError,
+    RespProtocolError,
+    RespTooLargeError,
+    pack,
+)
+from monitor.probes.result import ProbeError
 
 
 def test_pack_is_resp_arrays_of_bulk_strings() -> None:
@@ -56,3 +64,51 @@ async def test_a_cut_reply_raises_incomplete_read() -> None:
     """A connection closed mid-reply surfaces as IncompleteReadError."""
     with pytest.raises(asyncio.IncompleteReadError):
         await replies(b"$10\r\nabc", 1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "words"),
+    [
+        (b"$2000000000\r\n", "reply_too_large", "2000000000 bytes"),
+        (b"*100000000\r\n", "reply_too_large", "100000000 elements"),
+        (b"*1\r\n" * 20 + b":1\r\n", "reply_too_large", "nested deeper"),
+        (b"$%d\r\n" % (resp.MAX_BULK_BYTES + 1), "reply_too_large", "bulk"),
+        (b":abc\r\n", "parse", "not a RESP integer"),
+        (b":" + b"9" * 400 + b"\r\n", "parse", "not a RESP integer"),
+        (b":9223372036854775808\r\n", "parse", "out of range"),
+        (b"$abc\r\n", "parse", "bulk length"),
+        (b"$-5\r\n", "parse", "bulk length"),
+        (b"*xyz\r\n", "parse", "array length"),
+        (b"$3\r\nabcde\r\n", "parse", "CRLF"),
+    ],
+)
+async def test_hostile_replies_are_probe_errors_with_a_reason(
+    raw: bytes, reason: str, words: str
+) -> None:
+    """Every bound crossed, and every malformed reply, is a ProbeError with its
+    reason: nothing is allocated for a length the server announces beyond the
+    bounds, and no ValueError or RecursionError escapes (they would be crashes)."""
+    with pytest.raises(ProbeError) as caught:
+        await replies(raw, 1)
+    assert caught.value.reason == reason
+    assert words in str(caught.value)
+
+
+async def test_a_line_beyond_the_stream_limit_is_too_large() -> None:
+    """An error line longer than the StreamReader's limit: reply_too_large."""
+    assert asyncio.streams._DEFAULT_LIMIT == resp.MAX_LINE_BYTES
+    with pytest.raises(RespTooLargeError):
+        await replies(b"-ERR " + b"a." * 40_000 + b"\r\n", 1)
+
+
+async def test_error_text_is_cut_and_many_small_replies_hit_the_budget() -> None:
+    """A 60 KB error line is kept to MAX_ERROR_CHARS; a connection reads at most
+    MAX_READ_BYTES, however the server splits it into tiny elements."""
+    [error] = await replies(b"-ERR " + b"a." * 30_000 + b"\r\n", 1)
+    assert isinstance(error, RespError)
+    assert len(str(error)) == resp.MAX_ERROR_CHARS
+    many = b"*16000\r\n" + b":1\r\n" * 16_000
+    with pytest.raises(RespTooLargeError, match="on one connection"):
+        await replies(many * 2, 2)
+    [value] = await replies(b"$3\r\n" + b"abc\r\n", 1)
+    assert value == b"abc"

@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 from monitor.probes.canary import checkable, evaluate_canary
-from monitor.probes.redis.resp import RespConnection, RespError
+from monitor.probes.redis.resp import RespConnection, RespError, RespProtocolError
 from monitor.probes.result import CanaryResult, RedisHealth
+from monitor.sanitize import safe_text
 from monitor.store_keys import (
     REDIS_EMPTY_HEAD,
     redis_exclude_key,
@@ -39,11 +40,22 @@ def parse_info(raw: bytes) -> dict[str, str]:
     return fields
 
 
+# INFO's text fields shown as label values are cut to this length.
+MAX_INFO_TEXT = 64
+
+
 def _int(fields: dict[str, str], key: str, default: int = 0) -> int:
-    try:
-        return int(fields.get(key, default))
-    except ValueError:
+    """An INFO field as a non-negative 64-bit integer; `default` when it is not one
+    (a 400-digit `used_memory` is dropped, never carried to a float)."""
+    text = fields.get(key)
+    if text is None or not (0 < len(text) <= 19 and text.isascii() and text.isdigit()):
         return default
+    return int(text)
+
+
+def _text(fields: dict[str, str], key: str) -> str:
+    """An INFO text field, made safe and short for a label value."""
+    return safe_text(fields.get(key, "unknown")[:MAX_INFO_TEXT])
 
 
 def health_from_info(fields: dict[str, str]) -> RedisHealth:
@@ -57,8 +69,8 @@ def health_from_info(fields: dict[str, str]) -> RedisHealth:
         or _int(fields, "rdb_last_bgsave_time_sec", -1) >= 0
     )
     return RedisHealth(
-        version=fields.get("redis_version", "unknown"),
-        maxmemory_policy=fields.get("maxmemory_policy", "unknown"),
+        version=_text(fields, "redis_version"),
+        maxmemory_policy=_text(fields, "maxmemory_policy"),
         maxmemory=_int(fields, "maxmemory"),
         used_memory=_int(fields, "used_memory"),
         persistence_enabled=persistence,
@@ -79,6 +91,10 @@ async def sample_membership(
         reply = await conn.call("SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT)
         if isinstance(reply, RespError):
             raise reply
+        if not (
+            isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], list)
+        ):
+            raise RespProtocolError("a SCAN reply that is not [cursor, keys]")
         cursor, keys = reply[0], reply[1]
         if keys:
             return True
@@ -103,6 +119,13 @@ def canary_commands(
     return commands
 
 
+def _members(reply: Any) -> set[str] | None:
+    """An SMEMBERS reply as a set of strings; None when it is not one."""
+    if not isinstance(reply, list) or not all(isinstance(m, bytes) for m in reply):
+        return None
+    return {safe_text(m.decode("utf-8", "replace")) for m in reply}
+
+
 def canary_results(
     checks: tuple[CanaryCheck, ...], replies: list[Any]
 ) -> tuple[CanaryResult, ...]:
@@ -120,9 +143,10 @@ def canary_results(
         if failed is not None:
             results.append(evaluate_canary(check, (), (), f"SMEMBERS failed: {failed}"))
             continue
-        results.append(
-            evaluate_canary(
-                check, {m.decode() for m in includes}, {m.decode() for m in excludes}
-            )
-        )
+        members = [_members(r) for r in (includes, excludes)]
+        if members[0] is None or members[1] is None:
+            detail = "SMEMBERS returned something other than a set of strings"
+            results.append(evaluate_canary(check, (), (), detail))
+            continue
+        results.append(evaluate_canary(check, members[0], members[1]))
     return tuple(results)

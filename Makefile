@@ -11,9 +11,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests run: redis-server (real stores), prometheus
-# (promtool and the end-to-end scrape), chromium (the status page test),
-# nodejs and npm (the Node SDK cross-check).
-SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool chromium:chromium nodejs:node npm:npm
+# (promtool and the end-to-end scrape), prometheus-alertmanager (the alert
+# delivery test and amtool), chromium (the status page test), nodejs and npm
+# (the Node SDK cross-check).
+SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool prometheus-alertmanager:prometheus-alertmanager chromium:chromium nodejs:node npm:npm
 # The Node SDK the cross-check asks, pinned by tests/support/node_sdk/package-lock.json.
 NODE_SDK := .cache/node-sdk
 NODE_PINS := tests/support/node_sdk

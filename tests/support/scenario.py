@@ -133,7 +133,6 @@ EXPECTED_ALERTS: dict[str, frozenset[str]] = {
     "LDStoreRedisEvictionUnsafe": frozenset({EVICTING}),
     "LDStoreRedisMemoryNearLimit": frozenset({NEAR_LIMIT}),
     "LDStoreTlsCertExpiring": frozenset({TLS_EXPIRING}),
-    "LDStoreTlsCertExpiringCritical": frozenset({TLS_EXPIRING}),
     "LDStoreMembershipDataMissing": frozenset({NEVER_SYNCED}),
     "LDStoreCanaryFailing": frozenset({HEALTHY}),
     "LDStoreDynamoDBTableNotActive": frozenset({DDB_CREATING}),
@@ -142,6 +141,9 @@ EXPECTED_ALERTS: dict[str, frozenset[str]] = {
     "LDStoreMonitorDiscoveryStale": frozenset(),
     "LDStoreMonitorConfigReloadFailed": frozenset(),
     "LDStoreMonitorAbsent": frozenset(),
+    "LDStoreMonitorReplicaDown": frozenset(),
+    "LDStoreMonitorShardsMissing": frozenset(),
+    "LDStoreMonitorShardingMismatch": frozenset(),
     "LDStoreMonitorSaturated": frozenset(),
     "LDStoreMonitorEventLoopLagging": frozenset(),
 }

@@ -243,14 +243,15 @@ def test_runbook_index_matches_the_rules() -> None:
         RUNBOOK.read_text("utf-8"),
         re.M,
     )
+    # One alert name may ship at two severities (LDStoreTlsCertExpiring): a row each.
     index = {
-        name: (anchor, severity, for_, summary)
+        (name, severity): (anchor, for_, summary)
         for name, anchor, severity, for_, summary in rows
     }
+    assert len(index) == len(rows)
     expected = {
-        rule["alert"]: (
+        (rule["alert"], rule["labels"]["severity"]): (
             rule["alert"].lower(),
-            rule["labels"]["severity"],
             rule["for"],
             rule["annotations"]["summary"].strip(),
         )
@@ -289,10 +290,22 @@ def test_grafana_alert_rules_mirror_the_prometheus_rules() -> None:
     uids = [r["uid"] for r in grafana.values()]
     assert len(set(uids)) == len(uids)
     assert all(len(uid) <= 40 for uid in uids)
+    by_name: dict[str, list[dict[str, Any]]] = {}
     for prom in _alerts():
+        by_name.setdefault(prom["alert"], []).append(prom)
+    # One Grafana rule per name; a name shipped at two severities (the first,
+    # the lowest threshold, is the one Grafana's query and text follow) has a
+    # severity label templated from the value.
+    for prom, *others in by_name.values():
         rule = grafana[prom["alert"]]
         assert rule["for"] == prom["for"], prom["alert"]
-        assert rule["labels"] == prom["labels"], prom["alert"]
+        if others:
+            severity = rule["labels"]["severity"]
+            assert "$values.B.Value" in severity
+            for other in (prom, *others):
+                assert other["labels"]["severity"] in severity
+        else:
+            assert rule["labels"] == prom["labels"], prom["alert"]
         # Grafana reads the value of the reduce step as $values.B.Value.
         expected = {
             k: v.replace("$value", "$values.B.Value")
@@ -316,8 +329,10 @@ def test_grafana_alert_rules_mirror_the_prometheus_rules() -> None:
             assert re.search(rf"[<>]\s*{re.escape(str(limit))}\b", prom["expr"]), (
                 f"{prom['alert']}: threshold {limit} not in {prom['expr']!r}"
             )
-        assert rule["noDataState"] in {"OK", "NoData", "Alerting"}
-        assert rule["execErrState"] in {"OK", "Error", "Alerting"}
+        # No series is no problem; a failing query keeps the last state
+        # instead of a DatasourceError alert with the rule's severity.
+        assert rule["noDataState"] == "OK"
+        assert rule["execErrState"] == "KeepLast"
 
 
 def test_grafana_notification_policies_use_provisioned_contact_points() -> None:
@@ -336,13 +351,17 @@ def test_grafana_notification_policies_use_provisioned_contact_points() -> None:
 
 
 def test_grafana_dashboard_provider_points_at_a_folder() -> None:
-    """The provider loads files from a path, under the rules' folder."""
+    """The provider loads files from a path, into a folder the rules do not use.
+
+    A dashboards provider folder and an alert rules folder of the same title
+    collide when Grafana provisions both.
+    """
     provider = _load_yaml(PROVISIONING / "dashboards/ld-store-monitor.yaml")
     (entry,) = provider["providers"]
     assert entry["type"] == "file"
     assert entry["options"]["path"].startswith("/")
-    rule_folders = {g["folder"] for g in _load_yaml(GRAFANA_RULES)["groups"]}
-    assert rule_folders == {entry["folder"]}
+    (rule_folder,) = {g["folder"] for g in _load_yaml(GRAFANA_RULES)["groups"]}
+    assert rule_folder.casefold() != entry["folder"].casefold()
 
 
 def _panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -515,6 +534,7 @@ PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
                                         "alert": {"type": "string"},
                                         "expr": {"type": "string"},
                                         "for": {"type": "string"},
+                                        "keep_firing_for": {"type": "string"},
                                         "labels": {
                                             "type": "object",
                                             "additionalProperties": {"type": "string"},
@@ -587,8 +607,13 @@ def test_service_exposes_the_metrics_port() -> None:
         "labels"
     ]
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    # LDStoreMonitorAbsent selects job="ld-store-monitor": the Service's name.
-    assert service["metadata"]["name"] == "ld-store-monitor"
+    # The monitor's own alerts select job="ld-store-monitor": the ServiceMonitor
+    # takes the job from the Service's app.kubernetes.io/name label, which a
+    # kustomize namePrefix does not change (it renames the Service).
+    monitor = _k8s_object("servicemonitor.yaml")
+    job_label = monitor["spec"]["jobLabel"]
+    assert service["metadata"]["labels"][job_label] == "ld-store-monitor"
+    assert 'job="ld-store-monitor"' in RULES.read_text("utf-8")
 
 
 def _container(workload: dict[str, Any]) -> dict[str, Any]:
@@ -649,7 +674,20 @@ def test_sharded_statefulset_runs_the_deployment_pod_with_a_shard_each() -> None
     container = _container(statefulset)
     assert container["args"][3:] == ["--shard", "$(SHARD_INDEX)/$(SHARD_COUNT)"]
     env = {e["name"]: e for e in container["env"]}
-    assert env["SHARD_COUNT"]["value"] == str(shards)
+    # The total is spec.replicas, written in by kustomize: no second literal
+    # to keep in step (the placeholder fails `--shard` loudly without it).
+    assert env["SHARD_COUNT"]["value"] == "set-by-kustomize-from-replicas"
+    (replacement,) = _load_yaml(K8S / "sharded/kustomization.yaml")["replacements"]
+    assert replacement["source"] == {
+        "kind": "StatefulSet",
+        "name": "ld-store-monitor",
+        "fieldPath": "spec.replicas",
+    }
+    (target,) = replacement["targets"]
+    assert target["fieldPaths"] == [
+        "spec.template.spec.containers.[name=ld-store-monitor]"
+        ".env.[name=SHARD_COUNT].value"
+    ]
     field = env["SHARD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert field == "metadata.labels['apps.kubernetes.io/pod-index']"
     # Apart from the shard, the pod is the Deployment's.
@@ -682,12 +720,14 @@ def test_kustomizations_reference_existing_files() -> None:
     )
 
 
-def _check_sharded_render(rendered: str, tmp_path: Path) -> None:
-    """3 StatefulSet shards, headless Service, all namespaced, all valid."""
+def _check_sharded_render(rendered: str, tmp_path: Path, shards: int = 3) -> None:
+    """N StatefulSet shards, each told N, headless Service, all namespaced, all valid."""
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     by_kind = {d["kind"]: d for d in docs}
     assert "Deployment" not in by_kind
-    assert by_kind["StatefulSet"]["spec"]["replicas"] == 3
+    assert by_kind["StatefulSet"]["spec"]["replicas"] == shards
+    env = {e["name"]: e for e in _container(by_kind["StatefulSet"])["env"]}
+    assert env["SHARD_COUNT"]["value"] == str(shards)
     assert by_kind["Service"]["spec"]["clusterIP"] == "None"
     assert {d["metadata"].get("namespace") for d in docs} == {"ld-store-monitor"}
     # The patched objects are still valid Kubernetes objects.
@@ -733,6 +773,13 @@ def test_kustomize_builds_the_base_and_the_sharded_variant(tmp_path: Path) -> No
         )
     )
     _check_sharded_render(run(kubectl, "kustomize", str(overlay)), tmp_path)
+
+    # 3. the number of shards changed in the one place: SHARD_COUNT follows.
+    statefulset = copy / "sharded/statefulset.yaml"
+    text = statefulset.read_text("utf-8")
+    assert text.count("  replicas: 3\n") == 1
+    statefulset.write_text(text.replace("  replicas: 3\n", "  replicas: 5\n"))
+    _check_sharded_render(run(kubectl, "kustomize", str(copy)), tmp_path, shards=5)
 
 
 def _configmap_config() -> Any:

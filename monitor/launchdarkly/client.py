@@ -11,7 +11,12 @@
   by the global budget and its own route's (one endpoint is one route), so a
   spent environments route does not hold back the integration list.
 - 5xx and transport errors: a few retries with capped, jittered backoff.
-- Replies larger than `max_response_bytes` are refused, not buffered.
+- Replies larger than `max_response_bytes` are refused, not buffered; a reply
+  with more than MAX_JSON_VALUES values or nested deeper than MAX_JSON_DEPTH
+  is malformed. Replies are decoded and the list parsed in a worker thread,
+  so a big reply never holds the event loop.
+- Waits the API asks for are capped at MAX_RATE_LIMIT_WAIT; a 429 without a
+  usable wait waits `api.interval`. A reload (`with_settings`) clears them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import time
 from collections import Counter
@@ -54,6 +60,14 @@ RATE_LIMIT_RESERVE = 2
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 _CHUNK = 64 * 1024
+# The most a 429 (`Retry-After`, `X-Ratelimit-Reset`) or a spent budget may
+# hold discovery back; a larger value is taken as this.
+MAX_RATE_LIMIT_WAIT = 900.0
+# Bounds on one decoded reply. Values are counted before decoding, as the
+# commas in the body (those inside strings too), so a reply of millions of
+# tiny items is refused before it costs memory; depth is checked after.
+MAX_JSON_VALUES = 1_000_000
+MAX_JSON_DEPTH = 32
 # `ld_store_api_rate_limit_remaining{scope}`: the account-wide budget, and one
 # per route named after the client's endpoint ("route:list_integrations").
 GLOBAL_SCOPE = "global"
@@ -68,6 +82,26 @@ def route_scope(endpoint: str) -> str:
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True when `value` nests containers more than `limit` deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = (
+            node.values()
+            if isinstance(node, dict)
+            else node
+            if isinstance(node, list)
+            else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 class LaunchDarklyClient:
@@ -126,8 +160,8 @@ class LaunchDarklyClient:
             rng=self._rng,
         )
         fresh.counters = self.counters
-        fresh._reset_at = dict(self._reset_at)
-        fresh._not_before = dict(self._not_before)
+        # Rate-limit waits are not carried over: a reload is the operator's
+        # way to try again now (a bogus wait must never outlive it).
         return fresh
 
     # -- public calls -----------------------------------------------------
@@ -135,7 +169,8 @@ class LaunchDarklyClient:
     async def list_integrations(self, problems: Problems) -> list[Integration]:
         """Every big segment store integration the token can see."""
         body = await self._get_json("list_integrations", INTEGRATIONS_PATH, beta=True)
-        return parse_integration_list(body, problems)
+        # Up to MAX_LIST_ITEMS items: parsed off the event loop.
+        return await asyncio.to_thread(parse_integration_list, body, problems)
 
     async def get_integration(
         self,
@@ -287,7 +322,8 @@ class LaunchDarklyClient:
                 )
                 self._note_rate_limit(endpoint, resp.headers)
                 if resp.status == 200:
-                    return self._decode(await self._read_capped(resp))
+                    body = await self._read_capped(resp)
+                    return await asyncio.to_thread(self._decode, body)
                 await self._read_capped(resp)  # drain so the connection is reused
                 raise self._status_error(endpoint, resp.status, resp.headers)
         except TimeoutError as err:
@@ -319,15 +355,33 @@ class LaunchDarklyClient:
 
     @staticmethod
     def _decode(body: bytes) -> Any:
+        """The JSON value of a reply, within MAX_JSON_VALUES and MAX_JSON_DEPTH."""
+        values = body.count(b",") + 1
+        if values > MAX_JSON_VALUES:
+            raise ApiError(
+                ApiErrorKind.MALFORMED,
+                f"the reply holds more than {MAX_JSON_VALUES} values",
+            )
         try:
-            return json.loads(body)
+            value = json.loads(body)
+        except RecursionError as err:
+            raise ApiError(
+                ApiErrorKind.MALFORMED,
+                f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels",
+            ) from err
         except (ValueError, UnicodeDecodeError) as err:
             raise ApiError(ApiErrorKind.MALFORMED, f"invalid JSON: {err}") from err
+        if _depth_exceeds(value, MAX_JSON_DEPTH):
+            raise ApiError(
+                ApiErrorKind.MALFORMED,
+                f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels",
+            )
+        return value
 
     def _note_rate_limit(self, endpoint: str, headers: Any) -> None:
         reset = headers.get("X-Ratelimit-Reset")
         reset_at = (
-            int(reset) / 1000.0
+            min(int(reset) / 1000.0, self._clock() + MAX_RATE_LIMIT_WAIT)
             if reset is not None and reset.strip().isdigit()
             else None
         )
@@ -393,8 +447,13 @@ class LaunchDarklyClient:
         return GLOBAL_SCOPE
 
     def _rate_limit_wait(self, headers: Any) -> float:
-        """Seconds to wait after a 429, from Retry-After or X-Ratelimit-Reset."""
-        waits = [1.0]
+        """Seconds to wait after a 429, from Retry-After or X-Ratelimit-Reset.
+
+        At most MAX_RATE_LIMIT_WAIT; `api.interval` when neither header gives
+        a usable (finite, positive) wait, so a 429 never makes the monitor
+        call more often than it would anyway.
+        """
+        waits: list[float] = []
         retry_after = headers.get("Retry-After")
         if retry_after is not None:
             # An HTTP date is rare here, and X-Ratelimit-Reset covers it.
@@ -403,5 +462,11 @@ class LaunchDarklyClient:
         reset = headers.get("X-Ratelimit-Reset")
         if reset is not None and reset.strip().isdigit():
             waits.append(int(reset) / 1000.0 - self._clock())
+        usable = [w for w in waits if w > 0 and not math.isnan(w)]
+        wait = (
+            min(max(*usable, 1.0), MAX_RATE_LIMIT_WAIT)
+            if usable
+            else self._settings.interval
+        )
         # Jitter so that replicas sharing a token do not return in lockstep.
-        return max(waits) + self._rng.uniform(0.0, 0.5)
+        return wait + self._rng.uniform(0.0, 0.5)

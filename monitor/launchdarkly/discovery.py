@@ -27,6 +27,18 @@ from monitor.launchdarkly.sharding import Shard
 # Detail and environment fetches run a few at a time: enough to fill a first
 # discovery of a large account quickly, few enough to stay under route limits.
 DETAIL_CONCURRENCY = 4
+# Errors that say the API as a whole cannot be used now: the round's other
+# detail and environment fetches are not tried. Any other error (a malformed
+# or missing reply for one integration or environment) concerns that one only.
+SYSTEMIC = frozenset(
+    {
+        ApiErrorKind.RATE_LIMITED,
+        ApiErrorKind.AUTH,
+        ApiErrorKind.FORBIDDEN,
+        ApiErrorKind.TIMEOUT,
+        ApiErrorKind.CONNECTION,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +47,9 @@ class DiscoveredIntegration:
 
     integration: Integration
     client_side_id: str | None
+    # Why the integration's detail could not be used (it answers 404 while
+    # the list still shows it, or it disagrees with the list), if so.
+    detail_problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +134,8 @@ class Discovery:
         self._details: dict[str, Integration] = {}
         self._environments: dict[tuple[str, str], Environment] = {}
         self._seen_errors: dict[str, set[tuple[int | None, int | None, str]]] = {}
+        # integration id -> why its detail could not be used, until it can
+        self._detail_problems: dict[str, str] = {}
         self.view = DiscoveryView()
 
     @property
@@ -145,7 +162,7 @@ class Discovery:
         try:
             listed = await self._client.list_integrations(problems)
         except ApiError as err:
-            if err.kind == ApiErrorKind.MALFORMED:
+            if err.kind == ApiErrorKind.MALFORMED and not problems.count:
                 problems.add("reply", str(err))  # the whole reply was unusable
             self._count_problems(problems)
             self.view = dataclasses.replace(
@@ -154,7 +171,6 @@ class Discovery:
             return RoundOutcome(ok=False, error=err)
         kept = [i for i in listed if self._keeps(i)]
         fetched, deleted, detail_error = await self._fetch_details(kept, problems)
-        kept = [i for i in kept if i.id not in deleted]
         env_error = await self._fetch_environments(kept, problems)
         self._count_api_errors(kept)
         self._count_problems(problems)
@@ -177,7 +193,7 @@ class Discovery:
             fetched=fetched,
             deleted=len(deleted),
             pending=pending,
-            problems=len(problems.items),
+            problems=problems.count,
             error=detail_error or env_error,
         )
 
@@ -193,7 +209,14 @@ class Discovery:
     async def _fetch_details(
         self, integrations: Iterable[Integration], problems: Problems
     ) -> tuple[int, set[str], ApiError | None]:
-        """GET by id the integrations whose version changed; stop on rate limits."""
+        """GET by id the integrations whose version changed.
+
+        Stops on an error of the whole API (`SYSTEMIC`); an error of one
+        integration leaves the others alone. A 404 for an integration the
+        list still shows, or a detail of another kind or id than listed,
+        keeps the integration with a `detail_problem` (retried next round).
+        Returns (fetched, ids answering 404, the stopping error).
+        """
         todo = [i for i in integrations if self._needs_detail(i)]
         deleted: set[str] = set()
         fetched = 0
@@ -214,12 +237,33 @@ class Discovery:
                         problems.add(f"integration {item.id}", str(err))
                     if err.kind == ApiErrorKind.NOT_FOUND:
                         deleted.add(item.id)
-                        self._log.info(
-                            "discovery.integration_deleted", integration_id=item.id
+                        self._detail_problems[item.id] = (
+                            "listed by the API, but its detail answers 404"
+                        )
+                        self._log.warning(
+                            "discovery.detail_not_found", integration_id=item.id
                         )
                         return
-                    stop = err
+                    if err.kind in SYSTEMIC:
+                        stop = err
+                    else:
+                        self._detail_problems[item.id] = f"detail unusable: {err}"
+                        self._log.warning(
+                            "discovery.detail_failed",
+                            integration_id=item.id,
+                            error=str(err),
+                        )
                     return
+                if detail.kind != item.kind or detail.id != item.id:
+                    what = (
+                        f"the list says {item.kind} {item.id}, "
+                        f"the detail says {detail.kind} {detail.id}"
+                    )
+                    problems.add(f"integration {item.id}", what)
+                    self._detail_problems[item.id] = f"detail disagrees: {what}"
+                    self._details.pop(item.id, None)
+                    return
+                self._detail_problems.pop(item.id, None)
                 self._details[item.id] = detail
                 fetched += 1
 
@@ -250,8 +294,10 @@ class Discovery:
                         project, environment, problems
                     )
                 except ApiError as err:
-                    if err.kind != ApiErrorKind.NOT_FOUND:
+                    if err.kind in SYSTEMIC:
                         stop = err
+                    elif err.kind == ApiErrorKind.MALFORMED:
+                        problems.add(f"environment {project}/{environment}", str(err))
                     self._log.warning(
                         "discovery.environment_failed",
                         project=project,
@@ -269,13 +315,16 @@ class Discovery:
         detail = self._details.get(listed.id)
         settings = (
             detail.settings
-            if detail is not None and detail.settings is not None
+            if detail is not None
+            and detail.kind == listed.kind
+            and detail.settings is not None
             else listed.settings
         )
         environment = self._environments.get((listed.project, listed.environment))
         return DiscoveredIntegration(
             integration=dataclasses.replace(listed, settings=settings),
             client_side_id=environment.client_side_id if environment else None,
+            detail_problem=self._detail_problems.get(listed.id),
         )
 
     def _count_api_errors(self, integrations: Iterable[Integration]) -> None:
@@ -292,20 +341,25 @@ class Discovery:
             self._seen_errors[integration.id] = current
 
     def _count_problems(self, problems: Problems) -> None:
-        if not problems.items:
+        if not problems.count:
             return
-        self.counters.parse_errors_total += len(problems.items)
+        self.counters.parse_errors_total += problems.count
         # One line per round, with a bounded sample: a reply with thousands of
         # bad items must not flood the log.
         self._log.warning(
-            "api.parse_problems", count=len(problems.items), sample=problems.items[:10]
+            "api.parse_problems", count=problems.count, sample=problems.items
         )
 
     def _forget_missing(self, kept: Iterable[Integration]) -> None:
         """Drop state of integrations that are gone, so their series disappear."""
         kept = list(kept)
         present = {i.id for i in kept}
-        for store in (self._details, self._seen_errors, self.api_errors_total):
+        for store in (
+            self._details,
+            self._seen_errors,
+            self.api_errors_total,
+            self._detail_problems,
+        ):
             for integration_id in list(store.keys() - present):
                 del store[integration_id]
         in_use = {(i.project, i.environment) for i in kept}

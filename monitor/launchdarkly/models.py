@@ -2,7 +2,10 @@
 
 Parsing is per field: a field of the wrong type is dropped and reported as a
 problem, so one odd value never hides an integration, and one broken item
-never hides the others. Unknown fields are ignored.
+never hides the others. Unknown fields are ignored. Values are made safe
+here, at the boundary (`monitor.sanitize`): an integer outside 64 bits (a
+`lastSync` of 10**400) is dropped, and a string's unpaired surrogates and
+control characters are replaced by U+FFFD; each is a problem too.
 """
 
 from __future__ import annotations
@@ -11,12 +14,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from monitor.launchdarkly.errors import ApiError, ApiErrorKind
+from monitor.sanitize import describe_int, int64, safe_text
 from monitor.store_keys import DEFAULT_REDIS_PORT
 
 IntegrationKind = Literal["redis", "dynamodb"]
 KINDS: tuple[IntegrationKind, ...] = ("redis", "dynamodb")
 # A huge errors[] would otherwise be held in memory for every integration.
 MAX_ERRORS_KEPT = 100
+# Hard limits on one list reply (besides api.max_response_bytes): more items
+# than this, and the reply is an error of the API, never a memory cost.
+# Sharding is advised from 5,000 integrations, so this is far above any account.
+MAX_LIST_ITEMS = 50_000
+# A string field longer than this is dropped as a parse problem (an error
+# message is cut instead): one item's size is bounded whatever the reply holds.
+MAX_STRING_CHARS = 4096
+# Ids the monitor gives targets of its own (an API integration whose `_id`
+# equals a static target's name becomes `api:<_id>`), so an API `_id` may not
+# start with it: two targets can never share an id.
+RESERVED_ID_PREFIX = "api:"
+# Problems keep a count and only this many descriptions: a reply of a million
+# bad items costs one counter, not a million strings.
+PROBLEM_SAMPLE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +113,17 @@ class Segment:
 
 @dataclass
 class Problems:
-    """Parse problems found in one reply: `where: what` strings."""
+    """Parse problems found in one reply: a count, and the first few as
+    `where: what` strings (`PROBLEM_SAMPLE`)."""
 
     items: list[str] = field(default_factory=list)
+    count: int = 0
 
     def add(self, where: str, what: str) -> None:
         """Record one problem."""
-        self.items.append(f"{where}: {what}")
+        self.count += 1
+        if len(self.items) < PROBLEM_SAMPLE:
+            self.items.append(f"{where}: {what}")
 
 
 def _opt(
@@ -117,11 +140,27 @@ def _opt(
     kinds = kind if isinstance(kind, tuple) else (kind,)
     # bool is an int in Python; an int field must not accept true/false.
     if isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds):
-        return value
+        if isinstance(value, str) and len(value) > MAX_STRING_CHARS:
+            problems.add(f"{where}.{key}", f"longer than {MAX_STRING_CHARS} characters")
+            return None
+        return _safe(value, f"{where}.{key}", problems)
     problems.add(
         f"{where}.{key}", f"expected {_type_name(kind)}, got {type(value).__name__}"
     )
     return None
+
+
+def _safe(value: Any, where: str, problems: Problems) -> Any:
+    """A value of the expected type, made safe: None for an integer beyond 64 bits."""
+    if isinstance(value, str):
+        safe = safe_text(value)
+        if safe != value:
+            problems.add(where, "unpaired surrogates or control characters replaced")
+        return safe
+    if isinstance(value, int) and not isinstance(value, bool) and int64(value) is None:
+        problems.add(where, f"out of range: {describe_int(value)}")
+        return None
+    return value
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
@@ -156,7 +195,7 @@ def parse_status(raw: Any, where: str, problems: Problems) -> ApiStatus:
         errors.append(
             StoreError(
                 status_code=_opt(entry, "statusCode", int, entry_where, problems),
-                message=_opt(entry, "message", str, entry_where, problems) or "",
+                message=_message(entry.get("message"), entry_where, problems),
                 timestamp_ms=_opt(entry, "timestamp", int, entry_where, problems),
             )
         )
@@ -175,6 +214,18 @@ def parse_status(raw: Any, where: str, problems: Problems) -> ApiStatus:
     )
 
 
+def _message(value: Any, where: str, problems: Problems) -> str:
+    """An error message; one longer than MAX_STRING_CHARS is cut, not dropped."""
+    if isinstance(value, str) and len(value) > MAX_STRING_CHARS:
+        return safe_text(value[:MAX_STRING_CHARS]) + "…"
+    return _opt({"message": value}, "message", str, where, problems) or ""
+
+
+def _digits(text: str, most: int) -> bool:
+    """`text` is 1 to `most` ASCII digits."""
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
 def _parse_port(raw: Mapping[str, Any], where: str, problems: Problems) -> int:
     value = raw.get("port")
     if value is None or value == "":
@@ -183,13 +234,13 @@ def _parse_port(raw: Mapping[str, Any], where: str, problems: Problems) -> int:
         # The API stores port as a string; a number is usable but unexpected.
         problems.add(f"{where}.port", "expected string, got int")
         port = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and _digits(value.strip(), 5):
         port = int(value)
     else:
-        problems.add(f"{where}.port", f"not a port number: {value!r}")
+        problems.add(f"{where}.port", f"not a port number: {safe_text(value[:40])!r}")
         return 0
     if not 0 < port < 65536:
-        problems.add(f"{where}.port", f"out of range: {port}")
+        problems.add(f"{where}.port", f"out of range: {describe_int(port)}")
         return 0
     return port
 
@@ -256,6 +307,9 @@ def parse_integration(
             where, f"cannot identify the integration: missing {', '.join(missing)}"
         )
         return None
+    if identity["_id"].startswith(RESERVED_ID_PREFIX):
+        problems.add(f"{where}._id", f"an id may not start with {RESERVED_ID_PREFIX!r}")
+        return None
     kind = identity["integrationKey"]
     if kind not in KINDS:
         problems.add(f"{where}.integrationKey", f"unknown integration kind {kind!r}")
@@ -277,12 +331,24 @@ def parse_integration(
 
 
 def parse_integration_list(raw: Any, problems: Problems) -> list[Integration]:
-    """Parse the list reply; keeps every item that can be identified, once."""
+    """Parse the list reply; keeps every item that can be identified, once.
+
+    A reply that cannot be the list is an ApiError (MALFORMED), never "no
+    integrations": no `items` array, more than MAX_LIST_ITEMS items, or items
+    of which none can be used. Only `"items": []` means there are none.
+    """
     if not isinstance(raw, Mapping) or not isinstance(raw.get("items"), list):
         problems.add("items", "the reply has no items array")
-        return []
+        raise ApiError(ApiErrorKind.MALFORMED, "the list reply has no items array")
+    items = raw["items"]
+    if len(items) > MAX_LIST_ITEMS:
+        problems.add("items", f"{len(items)} items, more than {MAX_LIST_ITEMS}")
+        raise ApiError(
+            ApiErrorKind.MALFORMED,
+            f"the list reply has {len(items)} items, more than {MAX_LIST_ITEMS}",
+        )
     seen: dict[str, Integration] = {}
-    for index, item in enumerate(raw["items"]):
+    for index, item in enumerate(items):
         integration = parse_integration(item, f"items.{index}", problems, summary=True)
         if integration is None:
             continue
@@ -292,6 +358,11 @@ def parse_integration_list(raw: Any, problems: Problems) -> list[Integration]:
             )
             continue
         seen[integration.id] = integration
+    if items and not seen:
+        raise ApiError(
+            ApiErrorKind.MALFORMED,
+            f"none of the {len(items)} listed items can be used",
+        )
     return list(seen.values())
 
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from monitor.launchdarkly.errors import ApiError, ApiErrorKind
 from monitor.launchdarkly.models import (
     MAX_ERRORS_KEPT,
+    MAX_LIST_ITEMS,
+    MAX_STRING_CHARS,
+    PROBLEM_SAMPLE,
     DynamoDBSettings,
     Problems,
     RedisSettings,
@@ -190,10 +196,77 @@ def test_huge_errors_list_is_capped_but_counted() -> None:
 
 
 def test_reply_without_items_is_reported() -> None:
-    """A reply that is not a collection yields nothing and one problem."""
+    """A reply that is not a collection is an error of the API, never "no
+    integrations" (that would silently drop every store), and one problem."""
     problems = Problems()
-    assert parse_integration_list({"message": "huh"}, problems) == []
+    with pytest.raises(ApiError, match="no items array") as caught:
+        parse_integration_list({"message": "huh"}, problems)
+    assert caught.value.kind == ApiErrorKind.MALFORMED
     assert problems.items == ["items: the reply has no items array"]
+
+
+def test_reply_whose_items_are_all_unusable_is_an_error() -> None:
+    """Items none of which can be identified: an error, not an empty account;
+    an empty items array is an empty account."""
+    problems = Problems()
+    with pytest.raises(ApiError, match="none of the 3 listed items"):
+        parse_integration_list({"items": [{}, {"_id": "x"}, 7]}, problems)
+    assert problems.count == 3
+    assert parse_integration_list({"items": []}, Problems()) == []
+
+
+def test_too_many_items_are_an_error_not_memory() -> None:
+    """More than MAX_LIST_ITEMS items: refused before any item is parsed."""
+    problems = Problems()
+    with pytest.raises(ApiError, match="more than"):
+        parse_integration_list({"items": [{}] * (MAX_LIST_ITEMS + 1)}, problems)
+    assert problems.count == 1
+
+
+def test_problems_keep_a_count_and_a_bounded_sample() -> None:
+    """A million bad items cost a counter, not a million strings."""
+    problems = Problems()
+    for index in range(100_000):
+        problems.add(f"items.{index}", "expected object, got int")
+    assert problems.count == 100_000
+    assert len(problems.items) == PROBLEM_SAMPLE
+
+
+def test_an_over_long_string_field_is_dropped_and_a_message_cut() -> None:
+    """Per-item size is bounded: a string over MAX_STRING_CHARS is a problem
+    (an error message is cut instead)."""
+    problems = Problems()
+    item = {
+        "_id": "a" * 24,
+        "integrationKey": "redis",
+        "projectKey": "web",
+        "environmentKey": "production",
+        "name": "n" * (MAX_STRING_CHARS + 1),
+        "_status": {"errors": [{"message": "m" * 10 * MAX_STRING_CHARS}]},
+    }
+    integration = parse_integration(item, "items.0", problems)
+    assert integration is not None
+    assert integration.name == ""
+    assert len(integration.status.errors[0].message) == MAX_STRING_CHARS + 1
+    assert problems.items == [
+        f"items.0.name: longer than {MAX_STRING_CHARS} characters"
+    ]
+    too_long_id = {**item, "_id": "i" * (MAX_STRING_CHARS + 1)}
+    assert parse_integration(too_long_id, "items.1", Problems()) is None
+
+
+def test_an_id_with_the_reserved_prefix_is_refused() -> None:
+    """`api:` is the prefix the monitor gives a colliding integration: the API
+    may not use it, so no two targets can share an id."""
+    problems = Problems()
+    item = {
+        "_id": "api:relay",
+        "integrationKey": "redis",
+        "projectKey": "web",
+        "environmentKey": "production",
+    }
+    assert parse_integration(item, "items.0", problems) is None
+    assert problems.items == ["items.0._id: an id may not start with 'api:'"]
 
 
 def test_environment_keeps_only_the_client_side_id() -> None:

@@ -16,7 +16,8 @@
   is malformed. Replies are decoded and the list parsed in a worker thread,
   so a big reply never holds the event loop.
 - Waits the API asks for are capped at MAX_RATE_LIMIT_WAIT; a 429 without a
-  usable wait waits `api.interval`. A reload (`with_settings`) clears them.
+  usable wait waits `api.interval`. A reload (`with_settings`) clears a 429's
+  wait.
 """
 
 from __future__ import annotations
@@ -160,8 +161,10 @@ class LaunchDarklyClient:
             rng=self._rng,
         )
         fresh.counters = self.counters
-        # Rate-limit waits are not carried over: a reload is the operator's
-        # way to try again now (a bogus wait must never outlive it).
+        # The budget windows carry over (capped at MAX_RATE_LIMIT_WAIT); the
+        # waits a 429 asked for do not: a reload is the operator's way to try
+        # again now, so a bogus Retry-After never outlives it.
+        fresh._reset_at = dict(self._reset_at)
         return fresh
 
     # -- public calls -----------------------------------------------------

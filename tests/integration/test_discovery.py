@@ -294,10 +294,11 @@ async def test_deleted_integration_disappears(
     assert "000000000000000000000002" not in discovery.api_errors_total
 
 
-async def test_get_404_drops_an_integration_deleted_between_list_and_get(
+async def test_get_404_keeps_a_listed_integration_and_reports_it(
     sim: tuple[Simulator, str], make_client: MakeClient
 ) -> None:
-    """A listed integration whose GET answers 404 is treated as deleted."""
+    """A listed integration whose GET answers 404 is not silently dropped: it
+    stays while the list shows it, with a problem saying so."""
     simulator, _ = sim
     ghost = {
         "_id": "00000000000000000000dead",
@@ -317,9 +318,10 @@ async def test_get_404_drops_an_integration_deleted_between_list_and_get(
     outcome = await discovery.run_once()
     assert outcome.deleted == 1
     assert simulator.stats.count("get_integration", code=404) == 1
-    assert "00000000000000000000dead" not in {
-        i.integration.id for i in discovery.view.integrations
-    }
+    kept = {i.integration.id: i for i in discovery.view.integrations}
+    problem = kept["00000000000000000000dead"].detail_problem
+    assert problem is not None
+    assert "404" in problem
 
 
 async def test_429_waits_as_retry_after_says(

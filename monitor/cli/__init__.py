@@ -118,8 +118,19 @@ def _shard(args: argparse.Namespace) -> Shard | None:
         raise SystemExit(Exit.BAD_INPUT) from None
 
 
+def _warn(config: Config) -> list[str]:
+    """Print each risky choice of `config` to stderr; returns them."""
+    from monitor.config.hygiene import config_warnings  # noqa: PLC0415 -- light import
+
+    warnings = config_warnings(config)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return warnings
+
+
 def _validate(args: argparse.Namespace) -> int:
     config = _load(args.config, web=True)
+    _warn(config)
     print(
         f"{args.config}: OK (api {'on' if config.api.enabled else 'off'}, "
         f"{len(config.credentials)} credential entries, "
@@ -142,6 +153,12 @@ def _run(args: argparse.Namespace, redactor: Redactor) -> int:
         )
 
     configure(config)
+    from monitor.config.hygiene import config_warnings  # noqa: PLC0415 -- light import
+
+    for warning in config_warnings(config):
+        structlog.stdlib.get_logger("monitor").warning(
+            "config.warning", warning=warning
+        )
     shard = _shard(args)
     code: int = asyncio.run(
         run_daemon(
@@ -161,6 +178,7 @@ def _check(args: argparse.Namespace, redactor: Redactor) -> int:
     from monitor.cli.check import run_check  # noqa: PLC0415 -- keeps validate-config light
 
     config = _load(args.config, redactor)
+    _warn(config)
     # Logs go to stderr at warning level so that stdout holds only the result.
     configure_logging(
         redactor, fmt=args.log_format or "console", level=args.log_level or "warning"

@@ -44,6 +44,12 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 
+def _printable(text: str) -> str:
+    """`text` that any output encoding takes (a lone surrogate from the API
+    would otherwise end the output half-written)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _yes(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
@@ -88,16 +94,23 @@ async def run_check(
     """Run one discovery and one probe round; print the result; return the exit code."""
     log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("monitor")
     async with Monitor(config, log, shard=shard) as monitor:
-        outcome = await monitor.discover()
-        if outcome is not None and not outcome.ok:
-            reason = outcome.error or "unknown error"
-            print(redactor.text(f"cannot use the LaunchDarkly API: {reason}"), file=err)
+        reason: object = None
+        try:
+            outcome = await monitor.discover()
+        except Exception as crash:  # noqa: BLE001 -- API garbage: exit 2, said plainly
+            reason = f"internal error reading the reply: {crash!r}"
+        else:
+            if outcome is not None and not outcome.ok:
+                reason = outcome.error or "unknown error"
+        if reason is not None:
+            text = redactor.text(f"cannot use the LaunchDarkly API: {reason}")
+            print(_printable(text), file=err)
             return Exit.BAD_INPUT
         await monitor.probe_round()
         report = build_report(monitor.state)
     if fmt == "json":
         out.write(json.dumps(redactor.value(report.to_json()), indent=2) + "\n")
     else:
-        out.write(render_table(report.redacted(redactor.text)))
+        out.write(_printable(render_table(report.redacted(redactor.text))))
     healthy = all(row.verdict.counts_as_healthy for row in report.targets)
     return Exit.OK if healthy else Exit.UNHEALTHY

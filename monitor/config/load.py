@@ -192,8 +192,19 @@ def _resolve_secrets(
                     continue  # a disabled API needs no token
                 _fill_from_file(section, path[-1], where, base_dir, problems)
                 _token_from_env(section, env, problems)
+                _check_token_text(section.get("token"), problems)
             else:
                 _fill_from_file(section, path[-1], where, base_dir, problems)
+
+
+def _check_token_text(token: Any, problems: list[str]) -> None:
+    """The token goes into an HTTP header: a line break or other control
+    character (a token file of two lines, say) can never work."""
+    if isinstance(token, str) and any(ord(c) < 32 or ord(c) == 127 for c in token):
+        problems.append(
+            "api.token: the token holds a line break or another control "
+            "character (a token file must hold the token alone)"
+        )
 
 
 def _token_from_env(

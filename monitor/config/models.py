@@ -213,6 +213,10 @@ class RedisCredential(Model):
     password: SecretStr | None = None
     password_file: Path | None = None
     address: str | None = None
+    # Where this credential may be sent: glob patterns of `host` or
+    # `host:port` (case-insensitive). An integration whose host matches none
+    # is not probed (the credential is withheld). `address` pins by itself.
+    hosts: tuple[str, ...] | None = None
     tls: TlsConfig | None = None
     prefix: str | None = None
 
@@ -222,6 +226,18 @@ class RedisCredential(Model):
         if value is not None:
             split_host_port(value, default_port=DEFAULT_REDIS_PORT)
         return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _check_hosts(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and (not value or not all(p.strip() for p in value)):
+            raise ValueError("hosts: give at least one non-empty pattern")
+        return value
+
+    @property
+    def pinned(self) -> bool:
+        """True when the credential can only reach hosts the config names."""
+        return self.address is not None or self.hosts is not None
 
 
 class DynamoDBCredential(Model):

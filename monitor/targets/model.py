@@ -125,6 +125,9 @@ class Target:
     # None only on a target built by hand: probe.stale_after).
     sdk: Sdk = Sdk.PYTHON
     stale_after: float | None = None
+    # The matching credential was not sent: the API named a host outside its
+    # `hosts` (the target then has a `problem` and is never probed).
+    credential_withheld: bool = False
 
     @property
     def kind(self) -> str:

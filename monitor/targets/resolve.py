@@ -4,12 +4,23 @@ An integration becomes a target once its settings and key prefix are known.
 LaunchDarkly redacts store passwords, so credentials come from the monitor's
 own `credentials` entries (first match wins); an `address` there reaches the
 store by another name than the one LaunchDarkly uses.
+
+A credential goes only where it belongs: an entry with `hosts` patterns is
+sent only to a host that matches one (an `address` pins it by itself); for
+any other host the target is not probed at all (`credential_withheld`), so
+whoever edits an integration in LaunchDarkly cannot collect the password.
+
+Static targets keep their name as id. An API integration whose `_id` equals
+a static target's name becomes `api:<_id>` (ids starting with `api:` are
+refused when the list is parsed), is not probed and says why, so the two
+never share a probe record or a series.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from fnmatch import fnmatchcase
 from urllib.parse import unquote, urlsplit
 
 from monitor.config import (
@@ -24,7 +35,12 @@ from monitor.config import (
     split_host_port,
 )
 from monitor.launchdarkly.discovery import DiscoveredIntegration
-from monitor.launchdarkly.models import DynamoDBSettings, RedisSettings, Segment
+from monitor.launchdarkly.models import (
+    RESERVED_ID_PREFIX,
+    DynamoDBSettings,
+    RedisSettings,
+    Segment,
+)
 from monitor.store_keys import DEFAULT_REDIS_PORT, context_hash
 from monitor.targets.model import (
     CanaryCheck,
@@ -48,6 +64,33 @@ def _username(redis: RedisCredential | None, settings: RedisSettings) -> str | N
     if redis.username:
         return redis.username
     return settings.username if redis.password is not None else None
+
+
+def host_allowed(redis: RedisCredential, host: str, port: int) -> bool:
+    """May this credential be sent to host:port? Always with `address` (the
+    monitor then connects there, never to the API's host) or without `hosts`;
+    else when a pattern matches `host` or `host:port` (case-insensitive)."""
+    if redis.address or redis.hosts is None:
+        return True
+    host = host.lower()
+    candidates = (host, f"{host}:{port}", f"[{host}]:{port}")
+    return any(
+        fnmatchcase(candidate, pattern.lower())
+        for pattern in redis.hosts
+        for candidate in candidates
+    )
+
+
+def _withheld(settings: RedisSettings, credential: Credential | None) -> str | None:
+    """Why the credential may not go to the integration's host, if so."""
+    redis = credential.redis if credential else None
+    if redis is None or host_allowed(redis, settings.host, settings.port):
+        return None
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return (
+        f"credential withheld: the API names host {host}:{settings.port}, "
+        "which matches none of the credential's hosts; not probed"
+    )
 
 
 def _redis_endpoint(
@@ -83,11 +126,27 @@ def _dynamodb_endpoint(
     )
 
 
-def integration_target(item: DiscoveredIntegration, config: Config) -> Target:
-    """The target of one discovered integration."""
+def integration_target(
+    item: DiscoveredIntegration,
+    config: Config,
+    static_names: frozenset[str] = frozenset(),
+) -> Target:
+    """The target of one discovered integration.
+
+    `static_names`: the static targets' names, which an integration's id may
+    not take (it becomes `api:<id>` and is not probed).
+    """
     integration = item.integration
+    target_id = integration.id
+    clash = None
+    if target_id in static_names:
+        target_id = RESERVED_ID_PREFIX + target_id
+        clash = (
+            f"its id equals the name of static target {integration.id!r}; "
+            "not probed (rename the static target)"
+        )
     labels = Labels(
-        integration.project, integration.environment, integration.kind, integration.id
+        integration.project, integration.environment, integration.kind, target_id
     )
     credential = config.credential_for(
         integration.id, integration.project, integration.environment
@@ -104,18 +163,25 @@ def integration_target(item: DiscoveredIntegration, config: Config) -> Target:
     )
     settings = integration.settings
     endpoint: RedisEndpoint | DynamoDBEndpoint | None = None
-    problem = None
-    if isinstance(settings, RedisSettings):
+    problem = clash or item.detail_problem
+    withheld = False
+    if isinstance(settings, RedisSettings) and integration.kind == "redis":
         endpoint = _redis_endpoint(settings, credential)
-    elif isinstance(settings, DynamoDBSettings):
+        withheld_problem = _withheld(settings, credential)
+        if withheld_problem is not None:
+            # Nothing of the credential goes into the target: it cannot leak.
+            endpoint = RedisEndpoint(host=settings.host, port=settings.port)
+            problem = problem or withheld_problem
+            withheld = True
+    elif isinstance(settings, DynamoDBSettings) and integration.kind == "dynamodb":
         endpoint = _dynamodb_endpoint(settings, credential)
     else:
-        problem = "waiting for the integration's configuration from the API"
+        problem = problem or "waiting for the integration's configuration from the API"
     if prefix is None and problem is None:
         problem = "the environment's client-side ID (the key prefix) is not known yet"
     sdk, stale_after = sdk_settings(config, credential)
     return Target(
-        id=integration.id,
+        id=target_id,
         source="api",
         labels=labels,
         name=integration.name,
@@ -125,6 +191,7 @@ def integration_target(item: DiscoveredIntegration, config: Config) -> Target:
         on=integration.on,
         sdk=sdk,
         stale_after=stale_after,
+        credential_withheld=withheld,
     )
 
 
@@ -198,7 +265,9 @@ def _canary_checks(
     checks = []
     labels = target.labels
     for canary in canaries:
-        if not canary.match.matches(target.id, labels.project, labels.environment):
+        if not canary.match.matches(
+            labels.integration_id, labels.project, labels.environment
+        ):
             continue
         generation, problem = canary.generation, None
         if generation is None and target.source == "static":
@@ -253,7 +322,8 @@ def resolve_targets(
     segments: Mapping[SegmentKey, Segment | None] | None = None,
 ) -> tuple[Target, ...]:
     """Every target (discovered, then static), each with its canaries."""
-    targets = [integration_target(item, config) for item in integrations]
+    static_names = frozenset(static.name for static in config.targets)
+    targets = [integration_target(item, config, static_names) for item in integrations]
     for static in config.targets:
         target = (
             static_redis_target(static)

@@ -13,9 +13,9 @@ from monitor.launchdarkly.models import (
     ApiStatus,
     DynamoDBSettings,
     Integration,
-    RedisSettings,
 )
 from monitor.targets import DynamoDBEndpoint, RedisEndpoint, resolve_targets
+from tests.support.targets import discovered_redis
 
 ENV = {"LD_API_TOKEN": "t", "PW": "s3cret", "RELAY_PW": "relay-pw"}
 
@@ -28,25 +28,7 @@ def redis_item(
     cid: str | None = "cid1",
 ) -> DiscoveredIntegration:
     """A discovered Redis integration."""
-    return DiscoveredIntegration(
-        Integration(
-            id=integration_id,
-            kind="redis",
-            project="web",
-            environment="prod",
-            name="r",
-            on=True,
-            version=1,
-            status=ApiStatus(),
-            settings=RedisSettings(
-                host="redis.public.example",
-                port=6380,
-                username=username,
-                tls_enabled=tls,
-            ),
-        ),
-        cid,
-    )
+    return discovered_redis(integration_id, tls=tls, username=username, cid=cid)
 
 
 def resolve(raw: dict[str, Any], *items: DiscoveredIntegration) -> list[Any]:

@@ -49,9 +49,11 @@ LABEL org.opencontainers.image.title="ld-store-monitor" \
 
 # Bytecode was compiled at install time in the builder; never try to write
 # more at run time (the root filesystem may be read-only).
+# LD_STORE_MONITOR_REVISION: the revision label of ld_store_build_info.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    LD_STORE_MONITOR_REVISION="${REVISION}"
 
 RUN groupadd --system --gid 10001 ldmon \
     && useradd --system --uid 10001 --gid 10001 --no-create-home \

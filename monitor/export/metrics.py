@@ -10,6 +10,8 @@ scrape never waits for the API or a store.
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -167,7 +169,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
                "DescribeTable) serves reads (ACTIVE, UPDATING), 0 if reads fail "
                "(CREATING, DELETING, ...).",
                "probe", "per_result"),
-    FamilySpec("ld_store_dynamodb_item_count", "gauge",
+    FamilySpec("ld_store_dynamodb_table_items", "gauge",
                "DescribeTable's approximate item count (~6 h old).",
                "probe", "per_result"),
     FamilySpec("ld_store_membership_data_present", "gauge",
@@ -191,7 +193,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
                "well within it.",
                "monitor", "per_scrape"),
     FamilySpec("ld_store_build_info", "gauge",
-               "Build information.",
+               "Build information: version, git revision, Python version.",
                "monitor", "per_scrape"),
     FamilySpec("ld_store_api_up", "gauge",
                "1 if the last integration list call succeeded.",
@@ -249,9 +251,30 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec("ld_store_event_loop_lag_p99_seconds", "gauge",
                "The 99th percentile of the event loop's lag over the last minute.",
                "monitor", "per_scrape"),
+    # The standard process families, as prometheus_client's ProcessCollector
+    # names them (monitor/service/process.py).
+    FamilySpec("process_cpu_seconds", "counter",
+               "Total user and system CPU time spent in seconds.",
+               "monitor", "per_scrape"),
+    FamilySpec("process_resident_memory_bytes", "gauge",
+               "Resident memory size in bytes.",
+               "monitor", "per_scrape"),
+    FamilySpec("process_virtual_memory_bytes", "gauge",
+               "Virtual memory size in bytes.",
+               "monitor", "per_scrape"),
+    FamilySpec("process_start_time_seconds", "gauge",
+               "Start time of the process since unix epoch in seconds.",
+               "monitor", "per_scrape"),
+    FamilySpec("process_open_fds", "gauge",
+               "Number of open file descriptors.",
+               "monitor", "per_scrape"),
+    FamilySpec("process_max_fds", "gauge",
+               "Maximum number of open file descriptors.",
+               "monitor", "per_scrape"),
 )  # fmt: skip
 
 _SPECS: dict[str, FamilySpec] = {spec.name: spec for spec in FAMILIES}
+_BY_SAMPLE: dict[str, FamilySpec] = {spec.sample_name: spec for spec in FAMILIES}
 
 
 def _names(side: Side, cadence: Cadence | None = None) -> tuple[str, ...]:
@@ -534,7 +557,7 @@ def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:
     """The monitor's own families; those whose source is absent are not exported."""
     scrape["ld_store_stale_after_seconds"].add("", state.stale_after)
     scrape["ld_store_probe_interval_seconds"].add("", state.config.probe.interval)
-    scrape["ld_store_build_info"].add(f'version="{escape(__version__)}"', 1.0)
+    scrape["ld_store_build_info"].add(build_labels(), 1.0)
     api = state.api
     if api is not None:  # the API is enabled
         view = state.view
@@ -563,6 +586,24 @@ def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:
             "", state.config_reload_time
         )
     _saturation(scrape, state)
+    if state.process is not None:
+        for sample, figure in state.process().items():
+            spec = _BY_SAMPLE.get(sample)
+            if spec is not None:
+                scrape[spec.name].add("", figure)
+
+
+# Baked into the image at build time (Dockerfile ARG); "unknown" elsewhere.
+REVISION_ENV = "LD_STORE_MONITOR_REVISION"
+
+
+def build_labels() -> str:
+    """The labels of ld_store_build_info: version, revision, python_version."""
+    revision = os.environ.get(REVISION_ENV, "").strip() or "unknown"
+    return label_string(
+        ("version", "revision", "python_version"),
+        (__version__, revision, platform.python_version()),
+    )
 
 
 # The event loop's lag over the last minute: the longest stall, and a p99.
@@ -625,7 +666,7 @@ class _ProbeFamilies:
         self.redis_info = families["ld_store_redis_info"]
         self.table_info = families["ld_store_dynamodb_table_info"]
         self.table_readable = families["ld_store_dynamodb_table_readable"]
-        self.item_count = families["ld_store_dynamodb_item_count"]
+        self.item_count = families["ld_store_dynamodb_table_items"]
         self.membership = families["ld_store_membership_data_present"]
         self.canary_ok = families["ld_store_canary_ok"]
         self.disagreement = families["ld_store_sync_disagreement"]

@@ -24,6 +24,7 @@ from monitor.launchdarkly.sharding import Shard
 from monitor.probes.dynamodb.probe import DynamoDBProbe
 from monitor.probes.redis.probe import RedisProbe
 from monitor.probes.runner import ProbeRunner, RoundSummary
+from monitor.service.process import read_process
 from monitor.service.state import MonitorState
 from monitor.targets import SegmentKey, Target, canary_segments, resolve_targets
 
@@ -43,7 +44,8 @@ class Monitor:
     ) -> None:
         self._log = logger
         self.shard = shard
-        self.state = MonitorState(config=config)
+        # process: the process_* families of this process, read at scrape time.
+        self.state = MonitorState(config=config, process=read_process)
         self.client: LaunchDarklyClient | None = None
         self.discovery: Discovery | None = None
         self.runner = ProbeRunner(

@@ -10,7 +10,7 @@ always sees a consistent set of records.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from monitor.config import Config
@@ -43,6 +43,9 @@ class MonitorState:
     config_reload_ok: bool = True
     config_reload_time: float | None = None
     config_reloads: Counter[str] = field(default_factory=Counter)
+    # This process's figures (process_* sample name -> value) read at scrape
+    # time; None: not exported (Monitor sets it; tests pin it).
+    process: Callable[[], Mapping[str, float]] | None = None
 
     @property
     def stale_after(self) -> float:

@@ -89,7 +89,11 @@ def test_every_metric_family_is_exported_and_on_the_dashboard(
     rich_scenario: RichScenario,
 ) -> None:
     """Each family of the table has samples in the daemon's /metrics and a panel."""
-    exported = {n for n in exported_names(rich_scenario) if n.startswith("ld_store_")}
+    exported = {
+        n
+        for n in exported_names(rich_scenario)
+        if n.startswith(("ld_store_", "process_"))
+    }
     assert sorted(METRICS - exported) == [], "families the rich scenario never exports"
     assert sorted(exported - METRICS) == [], "exported but not in FAMILIES"
     assert sorted(METRICS - dashboard_metric_names()) == [], "families no panel shows"

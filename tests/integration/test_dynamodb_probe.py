@@ -135,7 +135,7 @@ async def test_fresh_table_is_up_available_and_not_stale(table: str) -> None:
         == 1
     )
     assert values.value("ld_store_dynamodb_table_readable", table_status="ACTIVE") == 1
-    assert values.value("ld_store_dynamodb_item_count") == 1
+    assert values.value("ld_store_dynamodb_table_items") == 1
     assert {phase for phase, _ in result.phases} == {"connect", "read"}
     assert values.value("ld_store_probe_last_success_timestamp_seconds") is not None
 

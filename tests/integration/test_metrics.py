@@ -200,7 +200,10 @@ async def test_api_status_metrics_per_state(
         ]
         == 1.0
     )
-    assert values[("ld_store_build_info", (("version", "0.1.0"),))] == 1.0
+    ((build, labels),) = [k for k in values if k[0] == "ld_store_build_info"]
+    assert dict(labels).keys() == {"version", "revision", "python_version"}
+    assert dict(labels)["version"] == "0.1.0"
+    assert values[build, labels] == 1.0
 
 
 async def test_exposition_parses_as_text_and_openmetrics(

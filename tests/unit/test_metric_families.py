@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import platform
 import time
 from collections import Counter
 from dataclasses import replace
@@ -29,7 +30,13 @@ from prometheus_client.openmetrics.parser import (
 
 from monitor import __version__
 from monitor.config import Config, ProbeConfig, Sdk
-from monitor.export.metrics import FAMILIES, ScrapeCache, render_metrics
+from monitor.export.metrics import (
+    FAMILIES,
+    REVISION_ENV,
+    ScrapeCache,
+    build_labels,
+    render_metrics,
+)
 from monitor.launchdarkly.counters import ApiCounters
 from monitor.launchdarkly.discovery import DiscoveredIntegration, DiscoveryView
 from monitor.launchdarkly.models import ApiStatus, Integration, StoreError
@@ -42,6 +49,7 @@ from monitor.probes.result import (
 )
 from monitor.probes.runner import HostGate, RunnerLoad, TargetRecord
 from monitor.service.lag import LagWindow
+from monitor.service.process import read_process
 from monitor.service.state import MonitorState
 from monitor.targets import DynamoDBEndpoint, Labels, RedisEndpoint, Target
 from tests.support.scrape import Scrape
@@ -90,7 +98,7 @@ CONTRACT = {
     "ld_store_redis_info": "gauge",
     "ld_store_dynamodb_table_info": "gauge",
     "ld_store_dynamodb_table_readable": "gauge",
-    "ld_store_dynamodb_item_count": "gauge",
+    "ld_store_dynamodb_table_items": "gauge",
     "ld_store_membership_data_present": "gauge",
     "ld_store_canary_ok": "gauge",
     "ld_store_target_info": "gauge",
@@ -115,9 +123,26 @@ CONTRACT = {
     "ld_store_probe_host_up": "gauge",
     "ld_store_event_loop_lag_seconds": "gauge",
     "ld_store_event_loop_lag_p99_seconds": "gauge",
+    "process_cpu_seconds_total": "counter",
+    "process_resident_memory_bytes": "gauge",
+    "process_virtual_memory_bytes": "gauge",
+    "process_start_time_seconds": "gauge",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
 }
-# build_info carries the package version; the pinned text says VERSION.
-VERSION_LABEL = f'version="{__version__}"'
+# build_info carries the package version, the revision and the Python
+# version; the pinned text says VERSION, REVISION and PYTHON.
+BUILD_LABELS = build_labels()
+PINNED_BUILD_LABELS = 'version="VERSION",revision="REVISION",python_version="PYTHON"'
+# The process_* figures of the rich state (a real process's vary).
+PROCESS = {
+    "process_cpu_seconds_total": 12.5,
+    "process_resident_memory_bytes": 130_000_000.0,
+    "process_virtual_memory_bytes": 400_000_000.0,
+    "process_start_time_seconds": NOW - 3600,
+    "process_open_fds": 42.0,
+    "process_max_fds": 1_048_576.0,
+}
 
 
 def ms(ago: float) -> int:
@@ -275,6 +300,7 @@ def rich_state() -> MonitorState:
         targets=targets,
         config_reload_ok=False,
         config_reload_time=NOW - 600,
+        process=lambda: PROCESS,
         **saturation(down=broken),
     )
 
@@ -313,8 +339,8 @@ STATES = {"rich": rich_state, "bare": bare_state}
 
 
 def pinned(text: str) -> str:
-    """The exposition with the package version replaced by VERSION."""
-    return text.replace(VERSION_LABEL, 'version="VERSION"')
+    """The exposition with the build labels replaced by VERSION, REVISION, PYTHON."""
+    return text.replace(BUILD_LABELS, PINNED_BUILD_LABELS)
 
 
 def rendered(state: MonitorState, *, openmetrics: bool) -> str:
@@ -371,6 +397,7 @@ def test_monitor_families_are_exported_only_with_their_source() -> None:
         "ld_store_probe_round_budget_seconds",
         "ld_store_event_loop_lag_seconds",
         "ld_store_event_loop_lag_p99_seconds",
+        *PROCESS,
     }
 
 
@@ -479,3 +506,34 @@ def test_saturation_families_follow_the_runner_and_the_loop() -> None:
     scrape = Scrape(rendered(state, openmetrics=False))
     assert value("ld_store_probes_queued") == 0
     assert value("ld_store_probe_host_up", host="dynamodb:us-east-1") == 1
+
+
+def test_build_info_carries_version_revision_and_python_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """revision from LD_STORE_MONITOR_REVISION (baked into the image), else "unknown"."""
+    monkeypatch.delenv(REVISION_ENV, raising=False)
+    (sample,) = Scrape.of(bare_state()).find("ld_store_build_info")
+    assert sample.labels == {
+        "version": __version__,
+        "revision": "unknown",
+        "python_version": platform.python_version(),
+    }
+    monkeypatch.setenv(REVISION_ENV, "0123abc")
+    (sample,) = Scrape.of(bare_state()).find("ld_store_build_info")
+    assert sample.labels["revision"] == "0123abc"
+
+
+def test_process_families_come_from_this_process() -> None:
+    """The Monitor's state reads the real process_* figures at each scrape."""
+    state = MonitorState(config=Config(), process=read_process)
+    scrape = Scrape.of(state)
+    values = {name: scrape.find(name)[0].value for name in PROCESS}
+    assert values["process_resident_memory_bytes"] > 1_000_000
+    assert (
+        values["process_virtual_memory_bytes"]
+        >= (values["process_resident_memory_bytes"])
+    )
+    assert 0 < values["process_open_fds"] <= values["process_max_fds"]
+    assert values["process_cpu_seconds_total"] > 0
+    assert abs(values["process_start_time_seconds"] - time.time()) < 86_400

@@ -36,8 +36,15 @@ _SPECIAL_VALUES = {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}
 
 
 def format_value(value: float) -> str:
-    """A sample value as Prometheus parsers read it: repr, but NaN, +Inf, -Inf."""
-    text = repr(float(value))
+    """A sample value as Prometheus parsers read it: repr, but NaN, +Inf, -Inf.
+
+    Raises ValueError for a value that is no float (an integer too large for
+    one, a string): the callers below drop that one sample.
+    """
+    try:
+        text = repr(float(value))
+    except (OverflowError, TypeError, ValueError) as err:
+        raise ValueError(f"not a sample value: {type(value).__name__}") from err
     # Every finite repr ends in a digit; only inf, -inf and nan end in a letter.
     return _SPECIAL_VALUES[text] if text[-1] in "fn" else text
 
@@ -62,20 +69,33 @@ class Family:
 
     def add(self, labels: str, value: float, extra: str = "") -> None:
         """One sample: `labels` is a rendered label set, `extra` more to append."""
-        self.lines.append(self.line(labels, value, extra))
+        line = self.line(labels, value, extra)
+        if line:
+            self.lines.append(line)
 
     def line(self, labels: str, value: float, extra: str = "") -> str:
-        """The text `add` appends, for a caller that keeps it between scrapes."""
+        """The text `add` appends, for a caller that keeps it between scrapes.
+
+        Empty for a value that cannot be a float: that one series is dropped,
+        the scrape goes on.
+        """
         if extra:
             labels = f"{labels},{extra}" if labels else extra
-        text = format_value(value)
+        try:
+            text = format_value(value)
+        except ValueError:
+            return ""
         if labels:
             return f"{self.sample}{{{labels}}} {text}\n"
         return f"{self.sample} {text}\n"
 
     def put(self, head: str, value: float) -> None:
-        """One sample of a target: `head` is `{labels} ` from `head_of`."""
-        self.lines.append(self.sample + head + format_value(value) + "\n")
+        """One sample of a target: `head` is `{labels} ` from `head_of`
+        (dropped, like `line`, when `value` cannot be a float)."""
+        try:
+            self.lines.append(self.sample + head + format_value(value) + "\n")
+        except ValueError:
+            return
 
     def put_flag(self, head: str, value: bool) -> None:
         """A 0/1 sample of a target, without formatting a float."""

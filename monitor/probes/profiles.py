@@ -15,6 +15,7 @@ stale store while the key exists.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -158,15 +159,25 @@ def parse_php_int(text: str) -> Parsed:
         return 0
     if _SIGNED.fullmatch(number):
         return max(_INT64[0], min(_INT64[1], int(number)))
-    return int(float(number))
+    value = float(number)
+    # PHP casts INF to 0; a float beyond the int range is clamped here.
+    if math.isinf(value):
+        return 0
+    return max(_INT64[0], min(_INT64[1], int(value)))
 
 
 def parse_decimal(text: str) -> Parsed:
     """Ruby's `BigDecimal` from the DynamoDB N: exact, fractions kept."""
     try:
-        return Decimal(text)
+        number = Decimal(text)
     except InvalidOperation:
         return Read.FAILED
+    # DynamoDB numbers have at most 38 digits and magnitude 10**126: NaN,
+    # Infinity or an exponent beyond that comes from no real table, and
+    # Decimal arithmetic on it would raise.
+    if not number.is_finite() or abs(number.adjusted()) > 126:
+        return Read.FAILED
+    return number
 
 
 def parse_go_uint_or_zero(text: str) -> Parsed:

@@ -63,6 +63,17 @@ HOST_LEVEL_REASONS = frozenset(
 )
 
 
+# A synchronizedOn further ahead of the monitor's clock than this cannot be
+# clock skew: it is flagged as impossible (`ld_store_sync_in_future`), since
+# it would keep the store "fresh" for the SDKs whatever happens.
+FUTURE_SYNC_TOLERANCE = 86_400.0
+
+
+def sync_in_future(synchronized_on_ms: int, now: float) -> bool:
+    """`synchronizedOn` lies more than FUTURE_SYNC_TOLERANCE seconds after `now`."""
+    return synchronized_on_ms > (now + FUTURE_SYNC_TOLERANCE) * 1000
+
+
 class ProbeError(Exception):
     """A probe step that failed for a known reason."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 # Fastest first.
-TIERS = ("unit", "integration", "faults", "e2e")
+TIERS = ("unit", "integration", "faults", "hostile", "e2e")
 
 
 def tier_of(path: Path) -> str | None:

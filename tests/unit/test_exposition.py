@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
@@ -46,3 +47,16 @@ def test_counter_headers_differ_by_format_and_samples_do_not() -> None:
         == [(s.name, s.value) for s in o.samples]
         == [("reqs_total", 5.0)]
     )
+
+
+def test_a_value_that_cannot_be_a_float_drops_only_its_sample() -> None:
+    """A 400-digit integer (or a string) is no sample value: `put`, `add` and
+    `line` drop that one sample, and the family goes on with the others."""
+    family = Family("ld_store_x", "gauge", "x")
+    family.put('{a="1"} ', 10**400)
+    family.add('a="2"', 10**400)
+    family.put('{a="3"} ', 2.0)
+    assert family.line('a="4"', "oops") == ""  # type: ignore[arg-type]
+    assert family.lines == ['ld_store_x{a="3"} 2.0\n']
+    with pytest.raises(ValueError, match="not a sample value"):
+        format_value(10**400)

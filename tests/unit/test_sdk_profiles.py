@@ -6,10 +6,20 @@ each rule in monitor/probes/profiles.py and in docs/sdk-profiles.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from monitor.config import Sdk
-from monitor.probes.profiles import PROFILES, RawMetadata, profile_of, sdk_status
+from monitor.probes.profiles import (
+    PROFILES,
+    RawMetadata,
+    Read,
+    parse_decimal,
+    parse_php_int,
+    profile_of,
+    sdk_status,
+)
 from monitor.probes.result import ProbeResult, Reason
 from monitor.probes.runner import TargetRecord
 
@@ -195,3 +205,19 @@ def test_cpp_keeps_the_stale_of_its_last_good_status_while_unavailable() -> None
         expected = {Sdk.CPP: (False, True), Sdk.PHP: A}.get(sdk, U)
         assert failed.sdk_status(NOW, 120.0, sdk, last_stale=last) == expected
     assert TargetRecord(result=failed).last_stale(120.0, Sdk.CPP) is False
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "expected"),
+    [
+        (parse_php_int, "1e999", 0),  # PHP casts INF to 0
+        (parse_php_int, "1e30", 2**63 - 1),
+        (parse_decimal, "NaN", Read.FAILED),
+        (parse_decimal, "Infinity", Read.FAILED),
+        (parse_decimal, "1e400", Read.FAILED),
+    ],
+)
+def test_hostile_numbers_never_raise(parse: Any, text: str, expected: Any) -> None:
+    """Values no real store holds parse to a result, never an exception that
+    would break the verdict of every scrape."""
+    assert parse(text) == expected

@@ -14,6 +14,12 @@ VPC endpoint that serves DynamoDB only.
 One client per (region, endpoint_url, role, external id): probes of many
 tables behind one endpoint share its connection pool. Exceptions are not
 translated here; `probes/dynamodb.py` does that at its boundary.
+
+aiobotocore reads a reply's whole body before parsing it, with no limit of
+its own: the clients here read it through `BoundedResponse`, which refuses
+a `Content-Length` above `MAX_REPLY_BYTES` before reading anything and stops
+a body without one once it grows past the bound (`ReplyTooLargeError`, the
+probe's reason `reply_too_large`).
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import structlog
+from aiobotocore.config import AioConfig
 from aiobotocore.credentials import (
     AioCredentialResolver,
     AioDeferredRefreshableCredentials,
 )
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.exceptions import NoCredentialsError
@@ -58,11 +67,60 @@ class ClientKey:
         )
 
 
+# The largest reply body a probe reads. The probe's calls return one table
+# description (a few KiB) or one item (DynamoDB caps an item at 400 KB).
+MAX_REPLY_BYTES = 1024 * 1024
+_READ_CHUNK = 64 * 1024
+
+
+class ReplyTooLargeError(Exception):
+    """A DynamoDB reply body larger than MAX_REPLY_BYTES (announced or read)."""
+
+
+class BoundedResponse(aiohttp.ClientResponse):
+    """An aiohttp response whose body is read up to MAX_REPLY_BYTES, never more."""
+
+    async def read(self) -> bytes:
+        """The body, or ReplyTooLargeError (the connection is then dropped)."""
+        if self._body is None:
+            length = self.content_length
+            if length is not None and length > MAX_REPLY_BYTES:
+                self.close()
+                raise ReplyTooLargeError(
+                    f"a reply of {length} bytes (the limit is {MAX_REPLY_BYTES})"
+                )
+            try:
+                self._body = await self._read_bounded()
+            except BaseException:
+                self.close()
+                raise
+        return await super().read()
+
+    async def _read_bounded(self) -> bytes:
+        body = bytearray()
+        async for chunk in self.content.iter_chunked(_READ_CHUNK):
+            body += chunk
+            if len(body) > MAX_REPLY_BYTES:
+                raise ReplyTooLargeError(
+                    f"a reply of more than {MAX_REPLY_BYTES} bytes"
+                )
+        return bytes(body)
+
+
+class BoundedHttpSession(AIOHTTPSession):  # type: ignore[misc]  # untyped base
+    """aiobotocore's aiohttp session, reading replies through BoundedResponse."""
+
+    async def _get_session(self, proxy_url: Any) -> aiohttp.ClientSession:
+        session: aiohttp.ClientSession = await super()._get_session(proxy_url)
+        session._response_class = BoundedResponse  # no public hook
+        return session
+
+
 # botocore's standard retry mode waits up to this long before its retry.
 RETRY_WAIT = 1.0
 
 
-def client_config(timeout: float, max_connections: int) -> Config:
+def client_config(timeout: float, max_connections: int) -> AioConfig:
     """botocore settings for a probe that must finish within `timeout` seconds.
 
     Two attempts in all (botocore's `max_attempts` would count retries, so
@@ -74,7 +132,8 @@ def client_config(timeout: float, max_connections: int) -> Config:
     """
     attempts = 2 if timeout >= 2 * RETRY_WAIT + 1.0 else 1
     per_attempt = max((timeout - (attempts - 1) * RETRY_WAIT) / (2 * attempts), 0.05)
-    return Config(
+    return AioConfig(
+        http_session_cls=BoundedHttpSession,
         connect_timeout=per_attempt,
         read_timeout=per_attempt,
         retries={"total_max_attempts": attempts, "mode": "standard"},

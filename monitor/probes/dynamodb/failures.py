@@ -20,7 +20,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from monitor.probes.failures import classify_transport
+from monitor.probes.dynamodb.clients import MAX_REPLY_BYTES, ReplyTooLargeError
+from monitor.probes.failures import causes, classify_transport
 from monitor.probes.result import Reason
 
 AUTH_CODES = frozenset(
@@ -113,6 +114,15 @@ def classify(err: Exception) -> tuple[Reason, str, bool]:
             Reason.AUTH,
             "no AWS credentials found (environment, shared files, web identity, "
             "container or instance role)",
+            False,
+        )
+    too_large = next(
+        (e for e in causes(err) if isinstance(e, ReplyTooLargeError)), None
+    )
+    if too_large is not None:
+        return (
+            Reason.REPLY_TOO_LARGE,
+            f"the reply is too large: {too_large} (bounded at {MAX_REPLY_BYTES})",
             False,
         )
     if isinstance(err, CredentialRetrievalError):

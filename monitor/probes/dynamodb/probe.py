@@ -41,6 +41,7 @@ from monitor.probes.dynamodb.table import check_canaries, query_membership
 from monitor.probes.profiles import RawMetadata, profile_of
 from monitor.probes.refresh import EveryInterval
 from monitor.probes.result import CanaryResult, ProbeResult, Reason, Recorder, TableInfo
+from monitor.sanitize import clamp_int64, describe_int, int64, safe_text
 from monitor.store_keys import (
     DYNAMODB_PARTITION_KEY,
     DYNAMODB_SORT_KEY,
@@ -76,20 +77,57 @@ _PRIORITY = (
     Reason.SCHEMA,
     Reason.PARSE,
     Reason.THROTTLED,
+    Reason.REPLY_TOO_LARGE,
     Reason.OTHER,
 )
 # After a DescribeTable failing for one of these, GetItem cannot succeed either.
 _FATAL = frozenset(_PRIORITY[:7])
 
 
+# DescribeTable's text fields shown as label values are cut to this length.
+MAX_TABLE_TEXT = 64
+
+
+def _text(value: Any, default: str) -> str:
+    """A DescribeTable text field, made safe and short for a label value."""
+    if not isinstance(value, str):
+        return default
+    return safe_text(value[:MAX_TABLE_TEXT])
+
+
+def _count(value: Any) -> int | None:
+    """ItemCount when it is a count a float can carry; None otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return int64(value)
+    return None
+
+
+def _named(entries: Any, value_key: str) -> dict[str, str]:
+    """KeySchema or AttributeDefinitions as {AttributeName: value}, malformed entries
+    skipped."""
+    if not isinstance(entries, list):
+        return {}
+    return {
+        _text(e.get("AttributeName"), "?"): _text(e.get(value_key), "?")
+        for e in entries
+        if isinstance(e, dict)
+    }
+
+
 def check_table(table: dict[str, Any]) -> tuple[TableInfo, list[str]]:
-    """What DescribeTable says, and what in it would break the SDKs."""
+    """What DescribeTable says, and what in it would break the SDKs.
+
+    Every field is taken defensively (an endpoint may send anything): text is
+    made safe and cut, an ItemCount that is not a 64-bit count is dropped.
+    """
+    billing = table.get("BillingModeSummary")
     info = TableInfo(
-        table_status=str(table.get("TableStatus", "UNKNOWN")),
-        billing_mode=str(
-            table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+        table_status=_text(table.get("TableStatus"), "UNKNOWN"),
+        billing_mode=_text(
+            billing.get("BillingMode") if isinstance(billing, dict) else None,
+            "PROVISIONED",
         ),
-        item_count=table.get("ItemCount"),
+        item_count=_count(table.get("ItemCount")),
     )
     problems: list[str] = []
     if not info.readable:
@@ -97,7 +135,7 @@ def check_table(table: dict[str, Any]) -> tuple[TableInfo, list[str]]:
             f"table status is {info.table_status}; reads fail until it is ACTIVE "
             "(or UPDATING, which still serves them)"
         )
-    schema = {k["AttributeName"]: k["KeyType"] for k in table.get("KeySchema", [])}
+    schema = _named(table.get("KeySchema"), "KeyType")
     expected = {DYNAMODB_PARTITION_KEY: "HASH", DYNAMODB_SORT_KEY: "RANGE"}
     if schema != expected:
         found = ", ".join(f"{name} {kind}" for name, kind in schema.items()) or "none"
@@ -105,10 +143,7 @@ def check_table(table: dict[str, Any]) -> tuple[TableInfo, list[str]]:
             f"key schema is {found}; the SDKs need "
             f"{DYNAMODB_PARTITION_KEY} HASH, {DYNAMODB_SORT_KEY} RANGE"
         )
-    types = {
-        a["AttributeName"]: a["AttributeType"]
-        for a in table.get("AttributeDefinitions", [])
-    }
+    types = _named(table.get("AttributeDefinitions"), "AttributeType")
     for name in (DYNAMODB_PARTITION_KEY, DYNAMODB_SORT_KEY):
         if name in types and types[name] != "S":
             problems.append(f"key attribute {name} is of type {types[name]}, not S")
@@ -136,6 +171,13 @@ class _Findings:
 
     def error(self) -> str | None:
         return "; ".join(message for _, message in self.problems) or None
+
+    def unparsable(self, recorder: Recorder, message: str) -> None:
+        """The metadata read returned what no SDK can read: reason parse."""
+        recorder.end(ok=False, detail=message)
+        self.read_ok = False
+        self.schema_ok = False
+        self.problems.append((Reason.PARSE, message))
 
 
 async def _get_item(client: Any, table: str, namespace: str, key: str) -> Any:
@@ -325,6 +367,10 @@ class DynamoDBProbe:
         found.table, problems = check_table(table)
         found.schema_ok = not problems
         found.problems.extend((Reason.SCHEMA, problem) for problem in problems)
+        if table.get("ItemCount") is not None and found.table.item_count is None:
+            found.problems.append(
+                (Reason.PARSE, "DescribeTable's ItemCount is not a 64-bit count")
+            )
 
     async def _read_metadata(
         self,
@@ -351,6 +397,11 @@ class DynamoDBProbe:
         found.read_ok = True
         item = response.get("Item")
         attribute = None if item is None else item.get(DYNAMODB_SYNC_ATTRIBUTE)
+        if item is not None and not (
+            isinstance(item, dict) and isinstance(attribute, dict | None)
+        ):
+            found.unparsable(recorder, f"GetItem returned a malformed item {key}")
+            return
         found.raw = _raw(attribute)
         if item is None:
             recorder.end(detail=f"GetItem: no item {key} (never synchronized)")
@@ -359,10 +410,19 @@ class DynamoDBProbe:
             recorder.end(detail=f"GetItem: {key} has no {DYNAMODB_SYNC_ATTRIBUTE}")
             return
         value = attribute.get("N")
+        if value is not None and not isinstance(value, str):
+            # DynamoDB sends a number as a string of digits; anything else
+            # comes from a broken or hostile endpoint.
+            found.unparsable(
+                recorder,
+                f"{DYNAMODB_SYNC_ATTRIBUTE} is a JSON {type(value).__name__}, "
+                "not a number string",
+            )
+            return
         if value is None:
             # The SDKs read only N and silently treat anything else as "never
             # synchronized": available and stale follow them, schema says why.
-            kinds = ", ".join(attribute) or "none"
+            kinds = safe_text(", ".join(map(str, attribute))[:60]) or "none"
             message = (
                 f"{DYNAMODB_SYNC_ATTRIBUTE} is of type {kinds}; the SDKs read only N "
                 "and treat the store as never synchronized"
@@ -375,13 +435,21 @@ class DynamoDBProbe:
             # int() exactly as the Python SDK parses it; it raises on "1.5".
             found.synchronized_on_ms = int(value)
         except ValueError:
-            message = (
-                f"{DYNAMODB_SYNC_ATTRIBUTE} is {value[:40]!r}, not integer Unix "
-                "milliseconds; the SDKs fail to read it"
+            found.unparsable(
+                recorder,
+                f"{DYNAMODB_SYNC_ATTRIBUTE} is {safe_text(value[:40])!r}, not "
+                "integer Unix milliseconds; the SDKs fail to read it",
             )
+            return
+        if int64(found.synchronized_on_ms) is None:
+            # The SDK may still read it (the profile judges the raw value);
+            # what the monitor shows is clamped to 64 bits.
+            message = (
+                f"{DYNAMODB_SYNC_ATTRIBUTE} is "
+                f"{describe_int(found.synchronized_on_ms)}, not Unix milliseconds"
+            )
+            found.synchronized_on_ms = clamp_int64(found.synchronized_on_ms)
             recorder.end(ok=False, detail=message)
-            found.read_ok = False
-            found.schema_ok = False
             found.problems.append((Reason.PARSE, message))
             return
         recorder.end(detail=f"GetItem: {DYNAMODB_SYNC_ATTRIBUTE}={value}")
@@ -448,4 +516,5 @@ def _raw(attribute: dict[str, Any] | None) -> RawMetadata:
     if not attribute:
         return RawMetadata("dynamodb", None)
     kind, value = next(iter(attribute.items()))
-    return RawMetadata("dynamodb", str(value), kind)
+    text = value if isinstance(value, str) else repr(value)[:60]
+    return RawMetadata("dynamodb", safe_text(text), safe_text(str(kind)[:8]))

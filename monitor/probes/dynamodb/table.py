@@ -42,7 +42,19 @@ async def query_membership(
         },
         Limit=1,
     )
-    return int(response.get("Count", 0)) > 0
+    count = response.get("Count", 0)
+    return isinstance(count, int) and count > 0
+
+
+def _string_set(item: Any, attribute: str) -> set[str] | None:
+    """The SS attribute of a membership item; None when the item is malformed."""
+    if not isinstance(item, dict):
+        return None
+    value = item.get(attribute, {})
+    members = value.get("SS", []) if isinstance(value, dict) else None
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        return None
+    return set(members)
 
 
 async def check_canaries(
@@ -73,7 +85,11 @@ async def check_canaries(
             results.append(evaluate_canary(check, (), (), f"GetItem failed: {message}"))
             continue
         item = response.get("Item") or {}
-        includes = item.get(DYNAMODB_INCLUDED_ATTRIBUTE, {}).get("SS", [])
-        excludes = item.get(DYNAMODB_EXCLUDED_ATTRIBUTE, {}).get("SS", [])
-        results.append(evaluate_canary(check, set(includes), set(excludes)))
+        includes = _string_set(item, DYNAMODB_INCLUDED_ATTRIBUTE)
+        excludes = _string_set(item, DYNAMODB_EXCLUDED_ATTRIBUTE)
+        if includes is None or excludes is None:
+            detail = "GetItem returned a malformed membership item"
+            results.append(evaluate_canary(check, (), (), detail))
+            continue
+        results.append(evaluate_canary(check, includes, excludes))
     return tuple(results)

@@ -45,7 +45,16 @@ class Monitor:
         self._log = logger
         self.shard = shard
         # process: the process_* families of this process, read at scrape time.
-        self.state = MonitorState(config=config, process=read_process)
+        self.state = MonitorState(config=config, shard=shard, process=read_process)
+        if shard is not None and not shard.in_range:
+            # Started anyway (a crash loop helps no one): it watches nothing,
+            # and ld_store_shard_ordinal >= ld_store_shards says so.
+            logger.warning(
+                "shard.out_of_range",
+                shard=str(shard),
+                hint="the ordinal is not below the shard count: this replica "
+                "watches no store; make replicas and the shard count agree",
+            )
         self.client: LaunchDarklyClient | None = None
         self.discovery: Discovery | None = None
         self.runner = ProbeRunner(
@@ -164,6 +173,11 @@ class Monitor:
         targets = resolve_targets(
             self.state.view.integrations, self.config, self.segments
         )
+        shard = self.shard
+        if shard is not None:
+            # Discovery kept this shard's integrations; static targets are
+            # split by the same hash of their name, so each has one owner.
+            targets = tuple(t for t in targets if shard.owns(t.id))
         self.state.targets = targets
         self.runner.forget_missing(targets)
         for target in targets:

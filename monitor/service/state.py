@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from monitor.config import Config
 from monitor.launchdarkly.counters import ApiCounters
 from monitor.launchdarkly.discovery import DiscoveryView
+from monitor.launchdarkly.sharding import Shard
 from monitor.probes.runner import HostGate, RunnerLoad, TargetRecord
 from monitor.service.lag import LagWindow
 from monitor.service.loops import LoopHealth
@@ -27,6 +28,7 @@ class MonitorState:
     """Everything the exporters read."""
 
     config: Config  # the configuration in force; a reload replaces it
+    shard: Shard | None = None  # --shard I/N; None: one process watches all
     view: DiscoveryView = field(default_factory=DiscoveryView)
     api: ApiCounters | None = None  # None with the API off
     records: Mapping[str, TargetRecord] = field(default_factory=dict)

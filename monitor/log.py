@@ -8,6 +8,7 @@ passwords) and also masks common secret shapes it was never told about.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -55,12 +56,32 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
 )
 
+# A literal each pattern above (and `_SECRET_KEY`) needs in order to match
+# ASCII text, lower-cased: `Redactor.may_change` looks for these first.
+_PATTERN_WORDS = (
+    "://",
+    "authorization",
+    "api-",
+    "sdk-",
+    "mob-",
+    "password",
+    "passwd",
+    "pwd",
+    "token",
+    "secret",
+    "api_key",
+    "apikey",
+    "credential",
+)
+_AWS_KEY_START = re.compile(r"AKIA|ASIA|AROA|AIDA")
+
 
 class Redactor:
     """Masks known secret values and secret-shaped text in strings and events."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: tuple[str, ...] = ()
+        self.generation = 0
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
@@ -71,6 +92,27 @@ class Redactor:
             sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
         )
         self._encoded = tuple(s.encode("utf-8") for s in self._secrets)
+        self._json_secrets = tuple(json.dumps(s)[1:-1] for s in self._secrets)
+        self.generation += 1  # callers keeping redacted text drop it on a change
+
+    def may_change(self, json_text: str) -> bool:
+        """False only when `text` (and `value`) would change no string in `json_text`.
+
+        `json_text` is JSON written with `ensure_ascii` (the default), so every
+        non-ASCII character is an escape: with one, the answer is True. Else
+        every string in it is ASCII, and each pattern (and each secret-looking
+        key) needs a literal word that would then occur in the text as is; a
+        known secret is looked for as JSON writes it. A substring search, a
+        fraction of the cost of `value`: True means "maybe", not "yes".
+        """
+        if "\\u" in json_text:
+            return True
+        if any(secret in json_text for secret in self._json_secrets):
+            return True
+        if _AWS_KEY_START.search(json_text):
+            return True
+        lowered = json_text.lower()
+        return any(word in lowered for word in _PATTERN_WORDS)
 
     def appears_in(self, data: bytes) -> bool:
         """True when a known secret value occurs in `data` (bytes search, no decode)."""

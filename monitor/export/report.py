@@ -27,6 +27,7 @@ from monitor.probes.result import (
     Reason,
     RedisHealth,
     TableInfo,
+    sync_in_future,
 )
 from monitor.probes.runner import TargetRecord
 from monitor.service.state import MonitorState
@@ -163,8 +164,14 @@ class Report:
         return redacted
 
 
+_PLAIN = (str, int, float, bool, type(None))
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _json(value: object) -> Any:
     """`value` as JSON-ready data: what `to_json` is made of."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, Disagreement):
         return True  # /status has always said true/false/null; the page phrases it
     if isinstance(value, Enum):
@@ -182,7 +189,15 @@ def _json(value: object) -> Any:
 
 def _object(value: Any) -> dict[str, Any]:
     """A dataclass as a JSON object: one key per field, in declaration order."""
-    return {f.name: _json(getattr(value, f.name)) for f in fields(value)}
+    kind = type(value)
+    names = _NAMES.get(kind)
+    if names is None:
+        names = _NAMES[kind] = tuple(f.name for f in fields(value))
+    out = {}
+    for name in names:
+        item = getattr(value, name)
+        out[name] = item if type(item) in _PLAIN else _json(item)
+    return out
 
 
 def _redact(value: Any, text: Callable[[str], str]) -> Any:
@@ -203,6 +218,16 @@ def _redact(value: Any, text: Callable[[str], str]) -> Any:
 
 def _seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000.0
+
+
+def api_age(last_sync: float | None, now: float) -> float | None:
+    """`ApiView.last_sync_age_seconds`: LaunchDarkly's last sync, seconds ago."""
+    return None if last_sync is None else round(max(0.0, now - last_sync), 3)
+
+
+def store_age(synchronized_on: float | None, now: float) -> float | None:
+    """`ProbeView.sync_age_seconds`: the store's `synchronizedOn`, seconds ago."""
+    return None if synchronized_on is None else round(now - synchronized_on, 3)
 
 
 def api_verdict(item: DiscoveredIntegration) -> Verdict:
@@ -229,9 +254,7 @@ def api_view(item: DiscoveredIntegration, now: float) -> ApiView:
         available=status.available,
         potentially_stale=status.potentially_stale,
         last_sync=last_sync,
-        last_sync_age_seconds=None
-        if last_sync is None
-        else round(max(0.0, now - last_sync), 3),
+        last_sync_age_seconds=api_age(last_sync, now),
         last_error=_seconds(status.last_error_ms),
         recent_errors=status.errors_total,
         errors=tuple(
@@ -295,7 +318,7 @@ def probe_view(
         reason=result.reason,
         error=result.error,
         synchronized_on=sync,
-        sync_age_seconds=None if sync is None else round(now - sync, 3),
+        sync_age_seconds=store_age(sync, now),
         duration_seconds=round(result.duration, 6),
         phases={phase: round(seconds, 6) for phase, seconds in result.phases},
         tls_not_after=result.tls_not_after,
@@ -342,15 +365,30 @@ def _notes(result: ProbeResult, now: float, sdk: Sdk) -> tuple[Note, ...]:
                 Verdict.DEGRADED, f"{policy} with maxmemory can evict big segment keys"
             )
         )
+    tls = _tls_note(result, now)
+    if tls is not None:
+        notes.append(Note(Verdict.DEGRADED, tls))
+    sync = result.synchronized_on_ms
+    if sync is not None and sync_in_future(sync, now):
+        notes.append(
+            Note(
+                Verdict.DEGRADED,
+                "synchronizedOn lies more than a day in the future: impossible, "
+                "and the SDKs never see this store as stale",
+            )
+        )
+    return tuple(notes)
+
+
+def _tls_note(result: ProbeResult, now: float) -> str | None:
+    """The note on a certificate that expires soon, as of `now`."""
     if (
         result.tls_not_after is not None
         and result.tls_not_after - now < TLS_NOTE_DAYS * 86400
     ):
         days = (result.tls_not_after - now) / 86400
-        notes.append(
-            Note(Verdict.DEGRADED, f"TLS certificate expires in {days:.1f} days")
-        )
-    return tuple(notes)
+        return f"TLS certificate expires in {days:.1f} days"
+    return None
 
 
 # What a failed read means for evaluations. In every SDK a failed metadata
@@ -437,6 +475,40 @@ def target_row(
         probe=probe,
         disagreement=disagreement,
         verdict=overall_verdict(target, api, probe, disagreement),
+    )
+
+
+def time_signature(
+    target: Target,
+    item: DiscoveredIntegration | None,
+    record: TargetRecord | None,
+    now: float,
+    stale_after: float,
+) -> tuple[object, ...]:
+    """All of `target_row` that depends on `now`, but for the two ages.
+
+    Two calls with the same inputs (the same target, item, record counters
+    and result) whose signatures are equal give rows that differ only in
+    `api.last_sync_age_seconds` and `probe.sync_age_seconds` (`api_age`,
+    `store_age`): a caller may keep a row's rendering and refill the ages.
+    It must follow `probe_view`, `_notes` and `sync_disagreement`.
+    """
+    if record is None or record.result is None:
+        return ()
+    result = record.result
+    sdk = target.sdk
+    status = result.sdk_status(
+        now, stale_after, sdk, last_stale=record.last_stale(stale_after, sdk)
+    )
+    hidden_stale = (
+        profile_of(sdk).compare is Compare.PHP_SECONDS
+        and result.sdk_status(now, stale_after, Sdk.PYTHON)[1]
+    )
+    return (
+        status,
+        hidden_stale,
+        _tls_note(result, now),
+        sync_disagreement(item, result, now, stale_after),
     )
 
 

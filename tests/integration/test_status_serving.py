@@ -8,6 +8,7 @@ redis-server while clients hammer `/status` and `/`.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import re
 from collections.abc import AsyncIterator
@@ -295,3 +296,97 @@ async def test_readers_hammering_status_do_not_starve_the_probes(
     assert reads > 20
     assert sum(sum(r.failures.values()) for r in records) == 0
     assert all(r.result is not None and r.result.ok for r in records)
+
+
+async def test_a_build_renders_again_only_the_rows_whose_result_changed() -> None:
+    """Rows whose inputs are the same objects are kept (ages refilled); a new
+    result object renders its row again and shows in the JSON."""
+    clock = [NOW]
+    state = state_of(50)
+    cache = StatusCache(state, Redactor([SECRET]), clock=lambda: clock[0])
+    first = await cache.build()
+    assert first.rerendered == 50
+    clock[0] += 5.0
+    again = await cache.build()
+    assert again.rerendered == 0
+    ages = {
+        r["id"]: r["probe"]["sync_age_seconds"]
+        for r in json.loads(again.body)["targets"]
+    }
+    assert set(ages.values()) == {15.0}  # 10 s old at NOW, 5 s later: refilled
+    state.records["store-0003"].result = result(
+        ok=False, error=f"auth failed with password={SECRET}"
+    )
+    changed = await cache.build()
+    assert changed.rerendered == 1
+    doc = json.loads(changed.body)
+    assert doc["targets"][0]["id"] == "store-0003"  # now the worst: sorted first
+    assert doc["targets"][0]["probe"]["error"] == f"auth failed with password={MASK}"
+    assert SECRET not in changed.body.decode()
+    # A row with something masked is rendered at every build (the exact,
+    # slower redaction), the others only when their inputs change.
+    assert (await cache.build()).rerendered == 1
+    state.records["store-0004"].consecutive_failures = 3  # mutated in place
+    assert (await cache.build()).rerendered == 2
+
+
+async def test_a_row_is_rendered_again_when_time_alone_makes_it_stale() -> None:
+    """Same result object, but past the stale threshold: the kept row is not reused."""
+    clock = [NOW]
+    state = state_of(3)
+    cache = StatusCache(state, Redactor(), clock=lambda: clock[0])
+    fresh = json.loads((await cache.build()).body)
+    assert {r["verdict"] for r in fresh["targets"]} == {"healthy"}
+    clock[0] += 3600.0
+    later = await cache.build()
+    assert later.rerendered == 3
+    assert {r["verdict"] for r in json.loads(later.body)["targets"]} == {"stale"}
+
+
+async def test_if_none_match_answers_304_until_the_build_changes(
+    served: tuple[TestServer, MonitorState],
+) -> None:
+    """The ETag of an answer gets 304 with no body; another query or build, 200."""
+    server, _ = served
+    status, _, headers = await get(server, "/status")
+    assert status == 200
+    etag = headers["ETag"]
+    assert headers["Cache-Control"] == "no-cache"
+    url = str(server.make_url("/status"))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers={"If-None-Match": etag}) as reply,
+    ):
+        assert reply.status == 304
+        assert await reply.read() == b""
+        assert reply.headers["ETag"] == etag
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url + "?page=2", headers={"If-None-Match": etag}) as reply,
+    ):
+        assert reply.status == 200
+        assert reply.headers["ETag"] != etag
+    _, _, page_headers = await get(server, "/")
+    assert page_headers["ETag"] != etag
+
+
+async def test_the_status_body_is_gzipped_when_the_client_accepts_it(
+    served: tuple[TestServer, MonitorState],
+) -> None:
+    """gzip once per answer, the same JSON inflated; plain without Accept-Encoding."""
+    server, _ = served
+    url = str(server.make_url("/status"))
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        async with session.get(url, headers={"Accept-Encoding": "gzip"}) as reply:
+            packed = await reply.read()
+            assert reply.headers["Content-Encoding"] == "gzip"
+            assert reply.headers["Vary"] == "Accept-Encoding"
+        async with session.get(url, headers={"Accept-Encoding": "identity"}) as reply:
+            plain = await reply.read()
+            assert "Content-Encoding" not in reply.headers
+    assert gzip.decompress(packed) == plain
+    assert len(packed) < len(plain) // 4
+    assert SECRET.encode() not in plain
+    build = server.app[STATUS_CACHE]._build
+    assert build is not None
+    assert server.app[STATUS_CACHE].builds == 1

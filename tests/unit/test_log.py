@@ -80,3 +80,24 @@ def test_configured_logging_renders_json_with_redaction_including_tracebacks() -
     assert "very-secret-password" not in stream.getvalue()
     assert lines[0]["level"] == "error"
     structlog.reset_defaults()
+
+
+def test_may_change_says_no_only_when_no_string_would_change() -> None:
+    """The pre-check of JSON text: True for anything text() or value() might mask."""
+    redactor = Redactor(["hunter2-known"])
+    clean = {"id": "store-1", "error": None, "address": "10.0.0.1:6379", "n": 1.5}
+    assert not redactor.may_change(json.dumps(clean))
+    for risky in (
+        {"error": "auth failed for hunter2-known"},
+        {"error": 'quote "hunter2-known"'},
+        {"error": "redis://user:pw@host"},
+        {"error": "Authorization: Bearer abc"},
+        {"error": "key AKIAABCDEFGHIJKLMNOP"},
+        {"error": "PASSWORD=x"},
+        {"error": "café"},
+        {"my_credentials": "x"},
+    ):
+        text = json.dumps(risky)
+        assert redactor.may_change(text), risky
+    redactor.update(['a-secret-"quoted'])
+    assert redactor.may_change(json.dumps({"e": 'x a-secret-"quoted y'}))

@@ -258,7 +258,7 @@
     const deadline = setTimeout(() => abort.abort(), Math.max(period, 5) * 1000);
     try {
       const response = await fetch(source(), {
-        cache: "no-store",
+        cache: "no-cache", // revalidated: 304 (ETag) when nothing changed
         headers: { Accept: "text/html" },
         signal: abort.signal,
       });

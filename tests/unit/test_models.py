@@ -290,3 +290,83 @@ def test_bool_is_not_accepted_as_an_integer() -> None:
     [integration] = parse_integration_list({"items": [item(version=True)]}, problems)
     assert integration.version is None
     assert problems.items == ["items.0.version: expected integer, got bool"]
+
+
+def test_numbers_beyond_64_bits_and_nan_are_dropped_as_problems() -> None:
+    """A 400-digit lastSync, NaN and a float where an integer belongs: each
+    field is dropped (None) and counted, the integration is kept."""
+    problems = Problems()
+    item = parse_integration(
+        {
+            "_id": "i1",
+            "integrationKey": "redis",
+            "projectKey": "p",
+            "environmentKey": "e",
+            "version": float("nan"),
+            "_status": {
+                "lastSync": 10**400,
+                "lastError": 1.5,
+                "errors": [{"statusCode": -(10**30), "timestamp": 10**19}],
+            },
+        },
+        "item",
+        problems,
+    )
+    assert item is not None
+    assert item.version is None
+    assert item.status.last_sync_ms is None
+    assert item.status.last_error_ms is None
+    assert item.status.errors[0].status_code is None
+    assert item.status.errors[0].timestamp_ms is None
+    assert "item._status.lastSync: out of range: an integer of about 401 digits" in (
+        problems.items
+    )
+    assert problems.count == 5
+
+
+def test_lone_surrogates_and_control_characters_are_replaced() -> None:
+    """A string that UTF-8 cannot encode (an unpaired surrogate), or one with
+    control characters, is made safe where it is parsed: U+FFFD, a problem."""
+    problems = Problems()
+    item = parse_integration(
+        {
+            "_id": "i\ud800",
+            "integrationKey": "redis",
+            "projectKey": "p",
+            "environmentKey": "e",
+            "name": "bad \udfff name\x1b[2J\x00\ttab",
+            "_status": {"errors": [{"message": "x\ud800" * MAX_STRING_CHARS}]},
+        },
+        "item",
+        problems,
+    )
+    assert item is not None
+    assert item.id == "i\ufffd"
+    assert item.name == "bad \ufffd name\ufffd[2J\ufffd\ttab"
+    assert item.status.errors[0].message.startswith("x\ufffdx\ufffd")
+    for text in (item.id, item.name, item.status.errors[0].message):
+        text.encode("utf-8")  # never raises
+    assert "item.name: unpaired surrogates or control characters replaced" in (
+        problems.items
+    )
+
+
+@pytest.mark.parametrize("port", ["9" * 5000, "\uff16\uff13\uff17\uff19", "²", "1" * 6])
+def test_a_port_that_is_no_port_number_is_a_problem(port: str) -> None:
+    """Long digit strings (int() would refuse over 4,300 digits), non-ASCII
+    digits: a problem, never an exception."""
+    problems = Problems()
+    item = parse_integration(
+        {
+            "_id": "i1",
+            "integrationKey": "redis",
+            "projectKey": "p",
+            "environmentKey": "e",
+            "config": {"host": "h", "port": port},
+        },
+        "item",
+        problems,
+    )
+    assert item is not None
+    assert item.settings is None
+    assert any(".port" in p for p in problems.items)

@@ -504,10 +504,12 @@ def time_signature(
         profile_of(sdk).compare is Compare.PHP_SECONDS
         and result.sdk_status(now, stale_after, Sdk.PYTHON)[1]
     )
+    sync = result.synchronized_on_ms
     return (
         status,
         hidden_stale,
         _tls_note(result, now),
+        sync is not None and sync_in_future(sync, now),
         sync_disagreement(item, result, now, stale_after),
     )
 

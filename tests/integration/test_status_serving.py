@@ -11,6 +11,7 @@ import asyncio
 import gzip
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -38,7 +39,9 @@ from tests.support.daemon import (
 )
 
 SECRET = "pw-41d7c0de-secret"
-NOW = 1_800_000_000.0
+# The served app judges results by the real clock: a fixed time far from it
+# would read as a synchronizedOn in the future (a note of its own).
+NOW = float(int(time.time()))
 
 
 def result(ok: bool = True, error: str | None = None) -> ProbeResult:
@@ -390,3 +393,29 @@ async def test_the_status_body_is_gzipped_when_the_client_accepts_it(
     build = server.app[STATUS_CACHE]._build
     assert build is not None
     assert server.app[STATUS_CACHE].builds == 1
+
+
+async def test_a_kept_row_follows_every_note_that_depends_on_the_time() -> None:
+    """A TLS expiry note and a synchronizedOn in the future come and go with the
+    time alone: the row is rendered again, not kept."""
+    clock = [NOW]
+    state = state_of(2)
+    soon = replace(result(), tls_not_after=NOW + 15 * 86400)
+    state.records["store-0000"].result = soon
+    ahead = replace(result(), synchronized_on_ms=int((NOW + 86400 + 60) * 1000))
+    state.records["store-0001"].result = ahead
+    cache = StatusCache(state, Redactor(), clock=lambda: clock[0])
+
+    def notes(build: status_module.StatusBuild) -> dict[str, list[str]]:
+        rows = json.loads(build.body)["targets"]
+        return {r["id"]: [n["text"] for n in r["probe"]["notes"]] for r in rows}
+
+    first = notes(await cache.build())
+    assert first["store-0000"] == []
+    assert any("future" in n for n in first["store-0001"])
+    clock[0] += 2 * 86400  # the certificate is 13 days from expiry; sync now past
+    later = await cache.build()
+    assert later.rerendered == 2
+    after = notes(later)
+    assert any("TLS certificate expires" in n for n in after["store-0000"])
+    assert not any("future" in n for n in after["store-0001"])

@@ -43,6 +43,8 @@ POLL_STEP = 0.1
 # variable is its allValue `.*` (the queries use `=~"$project"`), and the
 # interval macros take what Grafana would give a 15 s scrape interval.
 GRAFANA_VALUES = {
+    "cluster": ".*",
+    "job": ".*",
     "project": ".*",
     "environment": ".*",
     "integration": ".*",
@@ -286,7 +288,7 @@ def test_every_dashboard_query_is_valid_and_returns_data(
         assert prometheus.vector(grafana_promql(expr)) == [], key
 
 
-def test_dashboard_variables_offer_every_project_environment_and_integration(
+def test_dashboard_variables_offer_every_job_project_environment_and_integration(
     prometheus: Prometheus,
 ) -> None:
     """The variables' label_values() queries list the scenario's label values."""
@@ -294,6 +296,9 @@ def test_dashboard_variables_offer_every_project_environment_and_integration(
         v["name"]: v for v in dashboard()["templating"]["list"] if v["type"] == "query"
     }
     expected = {
+        # No cluster label in a single Prometheus: "All" (.*) matches its absence.
+        "cluster": set(),
+        "job": {JOB},
         "project": {"web", "mobile", "ops", "relay"},
         "environment": {e for _, e in scenario.PREFIXES} | {"production", "staging"},
         "integration": {"redis", "dynamodb"},

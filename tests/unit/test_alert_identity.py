@@ -10,6 +10,7 @@ tests/e2e/test_alert_delivery.py show the behaviour.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,47 @@ def test_make_installs_alertmanager() -> None:
     """`make test` installs Debian's Alertmanager like the other test services."""
     text = MAKEFILE.read_text("utf-8")
     assert "prometheus-alertmanager:prometheus-alertmanager" in text
+
+
+DASHBOARD = ROOT / "grafana/dashboards/ld-store-monitor.json"
+# What names a replica in a query's result: a per-store panel must fold it.
+PER_STORE = "project, environment, integration, integration_id"
+
+
+def _dashboard_targets() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    document = json.loads(DASHBOARD.read_text("utf-8"))
+    panels = [p for top in document["panels"] for p in (top, *top.get("panels", []))]
+    return [(panel, target) for panel in panels for target in panel.get("targets", [])]
+
+
+def test_dashboard_has_job_and_cluster_variables_on_every_query() -> None:
+    """`cluster` and `job` variables, and every metric selector scoped by both."""
+    document = json.loads(DASHBOARD.read_text("utf-8"))
+    variables = {v["name"]: v for v in document["templating"]["list"]}
+    for name in ("cluster", "job"):
+        assert variables[name]["type"] == "query"
+        assert variables[name]["includeAll"] is True
+        assert variables[name]["allValue"] == ".*"
+    for _, target in _dashboard_targets():
+        for match in re.finditer(
+            r"\b(?:ld_store|process)_\w+(\{[^}]*\})?", target["expr"]
+        ):
+            assert match.group(1), (target["expr"], match.group(0))
+            assert 'job=~"$job", cluster=~"$cluster"' in match.group(1), target["expr"]
+
+
+def test_per_store_time_series_fold_the_replicas_and_stay_readable() -> None:
+    """A line per store, never per replica; at most a top 20, or problems only."""
+    for panel, target in _dashboard_targets():
+        if panel["type"] not in {"timeseries", "state-timeline", "bargauge"}:
+            continue
+        if "integration_id" not in target.get("legendFormat", ""):
+            continue
+        expr = target["expr"]
+        assert f"by ({PER_STORE}" in expr, (panel["title"], expr)
+        top = re.search(r"\b(?:topk|bottomk)\((\d+),", expr)
+        problems_only = re.search(r"(==|!=|>) ?\d+\)?$", expr)
+        assert (top and int(top.group(1)) <= 20) or problems_only, (
+            panel["title"],
+            expr,
+        )

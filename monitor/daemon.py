@@ -37,6 +37,7 @@ from monitor.service.monitor import Monitor
 from monitor.service.reload import WATCH_INTERVAL, Reloader
 from monitor.web.app import make_web_app
 from monitor.web.security import WebGuard
+from monitor.web.status import STATUS_CACHE, StatusCache
 
 SHUTDOWN_TIMEOUT = 3.0
 
@@ -102,6 +103,7 @@ class Daemon:
         self.port: int | None = None
         self.status_port: int | None = None  # with server.status_listen
         self._scrape_cache = ScrapeCache()
+        self._status_caches: list[StatusCache] = []  # warmed after each round
         self._frozen = False
 
     @property
@@ -266,6 +268,8 @@ class Daemon:
             status_routes=status_routes,
             guard=self.guard,
         )
+        if STATUS_CACHE in app:
+            self._status_caches.append(app[STATUS_CACHE])
         runner = web.AppRunner(
             app,
             handle_signals=False,
@@ -300,8 +304,11 @@ class Daemon:
 
     async def _probe_step(self) -> float | None:
         summary = await self.monitor.probe_round()
-        # Render the new results' text now, off the scrape's critical path.
+        # Render the new results' text now, off the scrape's critical path;
+        # and the status, in the background, if someone is reading it.
         prerender(self.state, self._scrape_cache)
+        for cache in self._status_caches:
+            cache.warm()
         if self.state.ready() and not self._frozen:
             self._frozen = True
             freeze_startup_objects()
@@ -336,6 +343,8 @@ class Daemon:
         outcome = await self.monitor.discover()
         assert outcome is not None  # noqa: S101 -- this loop only runs with the API on
         prerender(self.state, self._scrape_cache)
+        for cache in self._status_caches:
+            cache.warm()
         self.state.discovery_duration = time.monotonic() - started
         duration = round(self.state.discovery_duration, 3)
         api = self.config.api

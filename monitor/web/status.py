@@ -90,6 +90,7 @@ from monitor.web.page import (
 )
 
 MAX_AGE = 10.0  # seconds a build is served before the next read rebuilds it
+WATCHED = 600.0  # seconds after a read during which each probe round warms a build
 MIN_GAP = 2.0  # seconds at least between the end of a build and the next start
 COOLDOWN_FACTOR = 4.0  # ... and at least this many times the last build's duration
 SLICE = 0.004  # seconds of work a build does before it yields to the loop
@@ -347,6 +348,7 @@ class StatusCache:
         self._kept: dict[str, _Kept] = {}
         self._kept_for: tuple[Any, ...] = ()  # (config, redactor generation)
         self._token = f"{time.time_ns():x}"  # ETags of another process differ
+        self._read_at: float | None = None  # monotonic time of the last read
         self.builds = 0  # builds started: the tests and the benchmark count them
 
     def _key(self) -> tuple[Any, ...]:
@@ -373,11 +375,18 @@ class StatusCache:
         return max(MIN_GAP, COOLDOWN_FACTOR * last)
 
     async def get(self) -> StatusBuild | float:
-        """The build to serve, or the seconds to wait (`429`) when none may be."""
-        if self._task is not None:
-            return await asyncio.shield(self._task)
+        """The build to serve, or the seconds to wait (`429`) when none may be.
+
+        While a build runs, readers get the previous one if it is still
+        fresh (a round old at most), else they wait for the new one.
+        """
         now = self._monotonic()
+        self._read_at = now
         current = self._build
+        if self._task is not None:
+            if current is not None and now - current.started < MAX_AGE:
+                return current
+            return await asyncio.shield(self._task)
         if current is not None and now - current.started < MAX_AGE:
             if self._same(current.key, self._key()):
                 return current
@@ -388,6 +397,24 @@ class StatusCache:
         task = asyncio.create_task(self._run(), name="status-build")
         self._task = task
         return await asyncio.shield(task)
+
+    def warm(self) -> None:
+        """Start a build now if someone read the status lately and it changed.
+
+        The daemon calls it after every probe round and discovery, so that a
+        build after a round (every row new) runs in the background, in slices,
+        and readers are answered from a finished build, not made to wait for
+        one. Nobody reading for `WATCHED` seconds: nothing is built.
+        """
+        now = self._monotonic()
+        if self._read_at is None or now - self._read_at > WATCHED:
+            return
+        if self._task is not None or now - self._ended < self.cooldown():
+            return
+        current = self._build
+        if current is not None and self._same(current.key, self._key()):
+            return
+        self._task = asyncio.create_task(self._run(), name="status-build")
 
     async def _run(self) -> StatusBuild:
         try:

@@ -37,6 +37,7 @@ from tests.support.daemon import (
     daemon_config,
     seed_store,
 )
+from tests.support.polling import wait_until
 
 SECRET = "pw-41d7c0de-secret"
 # The served app judges results by the real clock: a fixed time far from it
@@ -132,6 +133,35 @@ async def test_a_new_result_invalidates_the_build(
     assert cache.builds == 2
     row = next(r for r in json.loads(changed)["targets"] if r["id"] == "store-0003")
     assert row["probe"]["error"] == "connection reset"
+
+
+async def test_a_watched_status_is_rebuilt_after_a_round_before_anyone_asks(
+    served: tuple[TestServer, MonitorState],
+) -> None:
+    """warm() (called by the daemon after each round) builds in the background
+    once someone has read the status; a reader meanwhile gets the previous
+    build; nobody reading, nothing is built."""
+    server, state = served
+    cache = server.app[STATUS_CACHE]
+    cache.warm()
+    assert cache.builds == 0  # never read: no work
+    await get(server, "/status")
+    assert cache.builds == 1
+    previous = await cache.get()
+    state.records["store-0003"].result = result(ok=False, error="connection reset")
+    cache._ended -= status_module.MIN_GAP
+    cache.warm()
+    assert cache._task is not None
+    # While the background build runs, a reader is answered from the last one.
+    assert await cache.get() is previous
+    await wait_until(lambda: cache._task is None, timeout=10)
+    assert cache.builds == 2
+    _, after, _ = await get(server, "/status")
+    assert cache.builds == 2  # the reader did not wait for, nor start, a build
+    row = next(r for r in json.loads(after)["targets"] if r["id"] == "store-0003")
+    assert row["probe"]["error"] == "connection reset"
+    cache.warm()
+    assert cache._task is None  # nothing changed since: nothing to build
 
 
 async def test_full_status_keeps_its_shape_and_redacts(

@@ -275,15 +275,22 @@ def _sync(
 
 
 async def rounds(
-    monitor: Monitor, count: int, sampler: LagSampler
+    monitor: Monitor,
+    count: int,
+    sampler: LagSampler,
+    after_round: Callable[[], None] = lambda: None,
 ) -> tuple[list[float], int, list[float]]:
-    """`count` probe rounds back to back: durations, failures, loop lags."""
+    """`count` probe rounds back to back: durations, failures, loop lags.
+
+    `after_round` runs after each, as the daemon warms the status build.
+    """
     durations: list[float] = []
     failed = 0
     start = time.perf_counter()
     for _ in range(count):
         monitor.runner.make_all_due()
         summary = await monitor.probe_round()
+        after_round()
         durations.append(summary.duration)
         failed += summary.failed
     return durations, failed, sampler.between(start, time.perf_counter())
@@ -309,7 +316,9 @@ async def measure_load(size: int, options: Options, report: Report) -> None:
                 )
                 try:
                     await asyncio.sleep(1.0)
-                    busy, busy_failed, busy_lags = await rounds(monitor, count, sampler)
+                    busy, busy_failed, busy_lags = await rounds(
+                        monitor, count, sampler, app[_status_cache_key()].warm
+                    )
                 finally:
                     readers.send_signal(signal.SIGTERM)
                     out, _ = await asyncio.to_thread(readers.communicate, timeout=30)

@@ -195,6 +195,14 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec("ld_store_build_info", "gauge",
                "Build information: version, git revision, Python version.",
                "monitor", "per_scrape"),
+    FamilySpec("ld_store_shard_ordinal", "gauge",
+               "This replica's shard ordinal (--shard I/N: I; 0 unsharded), "
+               "also as the shard_ordinal label.",
+               "monitor", "per_scrape"),
+    FamilySpec("ld_store_shards", "gauge",
+               "The number of shards this replica was started with (--shard "
+               "I/N: N; 1 unsharded).",
+               "monitor", "per_scrape"),
     FamilySpec("ld_store_api_up", "gauge",
                "1 if the last integration list call succeeded.",
                "monitor", "per_scrape"),
@@ -558,6 +566,10 @@ def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:
     scrape["ld_store_stale_after_seconds"].add("", state.stale_after)
     scrape["ld_store_probe_interval_seconds"].add("", state.config.probe.interval)
     scrape["ld_store_build_info"].add(build_labels(), 1.0)
+    shard = state.shard
+    ordinal, count = (0, 1) if shard is None else (shard.index, shard.count)
+    scrape["ld_store_shard_ordinal"].add(f'shard_ordinal="{ordinal}"', float(ordinal))
+    scrape["ld_store_shards"].add("", float(count))
     api = state.api
     if api is not None:  # the API is enabled
         view = state.view

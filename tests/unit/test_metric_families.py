@@ -105,6 +105,8 @@ CONTRACT = {
     "ld_store_sync_disagreement": "gauge",
     "ld_store_stale_after_seconds": "gauge",
     "ld_store_build_info": "gauge",
+    "ld_store_shard_ordinal": "gauge",
+    "ld_store_shards": "gauge",
     "ld_store_api_up": "gauge",
     "ld_store_discovery_last_success_timestamp_seconds": "gauge",
     "ld_store_api_parse_errors_total": "counter",

@@ -7,6 +7,7 @@ service and the exporters; nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Literal
 
 from pydantic import SecretStr
@@ -39,6 +40,18 @@ LABEL_NAMES = ("project", "environment", "integration", "integration_id")
 Source = Literal["api", "static"]
 
 
+def host_matches(patterns: tuple[str, ...], host: str, port: int) -> bool:
+    """True when a glob of `patterns` matches `host` or `host:port`
+    (case-insensitive; an IPv6 host also as `[host]:port`)."""
+    host = host.lower()
+    candidates = (host, f"{host}:{port}", f"[{host}]:{port}")
+    return any(
+        fnmatchcase(candidate, pattern.lower())
+        for pattern in patterns
+        for candidate in candidates
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RedisEndpoint:
     """Where and how to reach a Redis store."""
@@ -49,6 +62,14 @@ class RedisEndpoint:
     password: SecretStr | None = None
     tls: TlsConfig | None = None
     db: int = 0
+    # The credential's `hosts` patterns: a Cluster redirect to a node none of
+    # them matches is not followed with the credential (None: no pin).
+    hosts: tuple[str, ...] | None = None
+
+    def may_send_to(self, host: str, port: int) -> bool:
+        """May this endpoint's credential go to host:port? (`hosts` globs of
+        `host` or `host:port`, case-insensitive; always without `hosts`)."""
+        return self.hosts is None or host_matches(self.hosts, host, port)
 
     @property
     def address(self) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from fnmatch import fnmatchcase
 from urllib.parse import unquote, urlsplit
 
 from monitor.config import (
@@ -49,6 +48,7 @@ from monitor.targets.model import (
     RedisEndpoint,
     SegmentKey,
     Target,
+    host_matches,
 )
 
 
@@ -72,13 +72,7 @@ def host_allowed(redis: RedisCredential, host: str, port: int) -> bool:
     else when a pattern matches `host` or `host:port` (case-insensitive)."""
     if redis.address or redis.hosts is None:
         return True
-    host = host.lower()
-    candidates = (host, f"{host}:{port}", f"[{host}]:{port}")
-    return any(
-        fnmatchcase(candidate, pattern.lower())
-        for pattern in redis.hosts
-        for candidate in candidates
-    )
+    return host_matches(redis.hosts, host, port)
 
 
 def _withheld(settings: RedisSettings, credential: Credential | None) -> str | None:
@@ -109,6 +103,7 @@ def _redis_endpoint(
         username=_username(redis, settings),
         password=redis.password if redis else None,
         tls=_tls(redis.tls if redis else None) if use_tls else None,
+        hosts=redis.hosts if redis else None,
     )
 
 

@@ -448,6 +448,13 @@ class RedisProbe:
             )
         by_node: dict[_Redirect, list[int]] = {}
         for index, move in moves.items():
+            if not endpoint.may_send_to(move.host, move.port):
+                raise ProbeError(
+                    Reason.CLUSTER_REDIRECT,
+                    f"the Redis Cluster node redirected {commands[index][-1]} to "
+                    f"{move.address} ({move.kind}), which matches none of the "
+                    "credential's hosts: not followed, the credential withheld",
+                )
             by_node.setdefault(move, []).append(index)
         followed = list(replies)
         for node, indexes in by_node.items():

@@ -14,6 +14,7 @@ no real one would, for the hostile-input tests and `bench/hostile.py`.
 | `bigint` | GET returns a 400-digit integer |
 | `info_bigint` | INFO says `used_memory:` and 400 digits |
 | `future` | GET returns a synchronizedOn ten years ahead |
+| `fat` | a 500 KiB bulk string for every command (the connection budget ends it) |
 
 `HostileDynamoDB(mode)` is an HTTP endpoint speaking DynamoDB's JSON protocol
 (DescribeTable, GetItem, Query):
@@ -56,6 +57,7 @@ REDIS_MODES = (
     "bigint",
     "info_bigint",
     "future",
+    "fat",
 )
 DYNAMODB_MODES = ("healthy", "huge", "endless", "bigint", "nan")
 
@@ -156,6 +158,8 @@ class HostileRedis:
                 await self._write(writer, b"*1\r\n" * 100_000 + b":1\r\n")
             elif mode == "int_garbage":
                 await self._write(writer, b":abc\r\n")
+            elif mode == "fat":
+                await self._write(writer, _bulk(b"x" * 500 * 1024))
             elif mode == "long_error":
                 await self._write(writer, b"-ERR " + b"a." * 30_000 + b"\r\n")
             else:

@@ -78,6 +78,9 @@ class ProbeView:
     membership_read_ok: bool | None  # None: not attempted
     reason: Reason | None
     error: str | None
+    # The result was not probed: its host failed at the connection level for
+    # another store in the same round (the error says so).
+    host_level: bool
     synchronized_on: float | None
     sync_age_seconds: float | None
     duration_seconds: float
@@ -317,6 +320,7 @@ def probe_view(
         membership_read_ok=result.membership_read_ok,
         reason=result.reason,
         error=result.error,
+        host_level=result.host_level,
         synchronized_on=sync,
         sync_age_seconds=store_age(sync, now),
         duration_seconds=round(result.duration, 6),

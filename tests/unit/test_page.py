@@ -86,6 +86,7 @@ PROBE = ProbeView(
     membership_read_ok=True,
     reason=None,
     error=None,
+    host_level=False,
     synchronized_on=NOW - 6,
     sync_age_seconds=6.0,
     duration_seconds=0.002,

@@ -217,7 +217,7 @@ def test_status_json_has_the_public_keys_in_order() -> None:
     probe = rows["i-redis"]["probe"]
     assert list(probe) == [
         "up", "success", "available", "stale", "schema_ok", "membership_read_ok",
-        "reason", "error", "synchronized_on", "sync_age_seconds", "duration_seconds", "phases",
+        "reason", "error", "host_level", "synchronized_on", "sync_age_seconds", "duration_seconds", "phases",
         "tls_not_after", "finished_at", "consecutive_failures", "backoff_seconds",
         "failures", "membership_present", "canaries", "redis", "table", "notes",
         "verdict",

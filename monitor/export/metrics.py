@@ -33,7 +33,7 @@ from monitor.export.exposition import (
 from monitor.export.verdict import sync_disagreement
 from monitor.launchdarkly.discovery import DiscoveredIntegration
 from monitor.probes.profiles import Parsed, profile_of, status_of
-from monitor.probes.result import ProbeResult
+from monitor.probes.result import ProbeResult, sync_in_future
 from monitor.probes.runner import TargetRecord
 from monitor.service.state import MonitorState
 from monitor.targets import LABEL_NAMES
@@ -136,6 +136,11 @@ FAMILIES: tuple[FamilySpec, ...] = (
                "probe", "per_result"),
     FamilySpec("ld_store_sync_age_seconds", "gauge",
                "Seconds since the store's synchronizedOn, at scrape time.",
+               "probe", "per_scrape"),
+    FamilySpec("ld_store_sync_in_future", "gauge",
+               "1 if the store's synchronizedOn lies more than a day ahead of the "
+               "monitor's clock: impossible, and the SDKs then never see the store "
+               "as stale.",
                "probe", "per_scrape"),
     FamilySpec("ld_store_available", "gauge",
                "What an SDK's BigSegmentStoreStatus.available would be now.",
@@ -674,6 +679,7 @@ class _ProbeFamilies:
         self.eviction = families["ld_store_redis_eviction_unsafe"]
         self.used = families["ld_store_redis_memory_used_bytes"]
         self.maxmemory = families["ld_store_redis_maxmemory_bytes"]
+        self.in_future = families["ld_store_sync_in_future"]
         self.persistence = families["ld_store_redis_persistence_enabled"]
         self.redis_info = families["ld_store_redis_info"]
         self.table_info = families["ld_store_dynamodb_table_info"]
@@ -703,8 +709,10 @@ class _ProbeFamilies:
         last_stale: bool = False,
     ) -> None:
         """The series computed at scrape time: the store's age and the SDK's status."""
-        if result.synchronized_on_ms is not None:
-            self.sync_age.put(head, now - result.synchronized_on_ms / 1000.0)
+        synchronized_on_ms = result.synchronized_on_ms
+        if synchronized_on_ms is not None:
+            self.sync_age.put(head, now - synchronized_on_ms / 1000.0)
+            self.in_future.put_flag(head, sync_in_future(synchronized_on_ms, now))
         available, stale = status_of(
             profile_of(kept.sdk),
             kept.parsed,
@@ -743,8 +751,8 @@ class _ProbeFamilies:
         if result.redis is not None:
             health = result.redis
             self.eviction.put_flag(head, health.eviction_unsafe)
-            self.used.put(head, float(health.used_memory))
-            self.maxmemory.put(head, float(health.maxmemory))
+            self.used.put(head, health.used_memory)
+            self.maxmemory.put(head, health.maxmemory)
             self.persistence.put_flag(head, health.persistence_enabled)
             self.redis_info.add(
                 labels,
@@ -764,7 +772,7 @@ class _ProbeFamilies:
                 f'table_status="{escape(table.table_status)}"',
             )
             if table.item_count is not None:
-                self.item_count.put(head, float(table.item_count))
+                self.item_count.put(head, table.item_count)
         if result.membership_present is not None:
             self.membership.put_flag(head, result.membership_present)
         for canary in result.canaries:

@@ -88,6 +88,7 @@ CONTRACT = {
     "ld_store_probe_backoff_seconds": "gauge",
     "ld_store_synchronized_on_timestamp_seconds": "gauge",
     "ld_store_sync_age_seconds": "gauge",
+    "ld_store_sync_in_future": "gauge",
     "ld_store_available": "gauge",
     "ld_store_stale": "gauge",
     "ld_store_tls_cert_expiry_timestamp_seconds": "gauge",

@@ -5,15 +5,29 @@ socket or a botocore HTTP request ran into them; this is the one place that
 maps them to a `Reason` and a message for people. Each probe adds only what
 is its own (a Redis server closing on a TLS mismatch, an AWS error code).
 Nothing here catches anything.
+
+The monitor's own shortage of file descriptors (`EMFILE`, `ENFILE` when a
+probe opens its connection) says nothing of the store: `classify_transport`
+raises `MonitorResourceError` for it, and the runner keeps the store's
+previous verdict instead of recording a failure (`probe.fd_exhausted`).
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 from dataclasses import dataclass
 
 from monitor.probes.result import Reason
+
+# errno values that are the monitor process's (or the host's) shortage of
+# file descriptors, not anything the store did.
+FD_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+class MonitorResourceError(Exception):
+    """The monitor itself ran out of file descriptors: no verdict on the store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +73,15 @@ def classify_transport(
     `peer` names what was being reached in the message ("the host", "the
     endpoint"). Timeouts are left to the caller: each library signals them
     its own way, and they are only a transport failure once nothing else is.
+    Raises `MonitorResourceError` when the chain holds `EMFILE`/`ENFILE`.
     """
-    for item in causes(err):
+    chain = causes(err)
+    for item in chain:
+        if isinstance(item, OSError) and item.errno in FD_EXHAUSTED:
+            raise MonitorResourceError(
+                f"the monitor is out of file descriptors ({item.strerror or item})"
+            ) from None
+    for item in chain:
         if isinstance(item, socket.gaierror):
             return TransportFailure(
                 Reason.DNS, f"cannot resolve {peer}: {item.strerror or item}"

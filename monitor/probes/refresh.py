@@ -8,7 +8,7 @@ value per target here and reads again only once it is due.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -37,3 +37,12 @@ class EveryInterval(Generic[V]):
     def put(self, target_id: str, value: V) -> None:
         """Keep `value` for the target, fresh from now."""
         self._values[target_id] = (self._monotonic(), value)
+
+    def prune(self, present: Container[str]) -> None:
+        """Drop the values of targets not in `present` (gone from the config or API)."""
+        for target_id in [t for t in self._values if t not in present]:
+            del self._values[target_id]
+
+    def __len__(self) -> int:
+        """How many targets have a value."""
+        return len(self._values)

@@ -19,7 +19,7 @@ For the default profile, `python`:
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Set
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -177,6 +177,9 @@ class ProbeResult:
     # The result was not probed: another store on the same host failed at the
     # connection level in this round, and this one shares its fate.
     host_level: bool = False
+    # The monitor itself failed (out of file descriptors): no verdict on the
+    # store; the runner keeps the previous one.
+    monitor_fault: bool = False
 
     @property
     def ok(self) -> bool:
@@ -302,6 +305,10 @@ class Probe(Protocol):
 
     def reconfigure(self, settings: ProbeConfig) -> None:
         """Take the probe settings of a reloaded config, from the next probe on."""
+        ...
+
+    def prune(self, present: Set[str]) -> None:
+        """Forget what is kept per target for every target id not in `present`."""
         ...
 
     async def close(self) -> None:

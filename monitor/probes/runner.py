@@ -18,6 +18,9 @@
   brings it straight back to the normal cadence.
 - Results are stored per target as they complete: `/metrics` always answers
   from the latest results without waiting for a round to end.
+- The monitor's own shortage of file descriptors is not the store's failure:
+  such a probe keeps the store's previous verdict, is counted
+  (`RunnerLoad.fd_exhausted`) and logged once per round (`probe.fd_exhausted`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from monitor.config import ProbeConfig, Sdk
+from monitor.probes.failures import MonitorResourceError
 from monitor.probes.profiles import profile_of
 from monitor.probes.result import (
     HOST_LEVEL_REASONS,
@@ -98,6 +102,7 @@ class RunnerLoad:
     rounds_overrun: int = 0  # rounds that took longer than the probe interval
     last_round_duration: float | None = None
     last_round_budget: float | None = None
+    fd_exhausted: int = 0  # probes that found the monitor out of file descriptors
 
     @property
     def queued(self) -> int:
@@ -122,6 +127,8 @@ class HostGate:
 
     def judge(self, result: ProbeResult, round_no: int) -> None:
         """Put the host down on a connection-level failure, up on any answer."""
+        if result.monitor_fault:
+            return  # the monitor's trouble says nothing of the host
         if result.reason in HOST_LEVEL_REASONS and not result.host_level:
             self.down = result
             self.down_round = round_no
@@ -200,11 +207,14 @@ class ProbeRunner:
             record.next_due = 0.0
 
     def forget_missing(self, targets: Iterable[Target]) -> None:
-        """Drop records of targets (and gates of hosts) that no longer exist."""
+        """Drop records of targets (and gates of hosts, and what each probe
+        keeps per target) that no longer exist."""
         targets = tuple(targets)
-        present = {t.id for t in targets}
+        present = frozenset(t.id for t in targets)
         for target_id in list(self.records.keys() - present):
             del self.records[target_id]
+        for probe in self._probes.values():
+            probe.prune(present)
         hosts = {host_key(t) for t in targets}
         for key in list(self.hosts.keys() - hosts):
             if not self.hosts[key].trial.locked():
@@ -215,6 +225,7 @@ class ProbeRunner:
         started = self._monotonic()
         self._round_no += 1
         round_no = self._round_no
+        fd_exhausted = self.load.fd_exhausted
         probeable = [t for t in targets if self.can_probe(t)]
         due = [
             t
@@ -234,6 +245,14 @@ class ProbeRunner:
         load.last_round_budget = budget
         if duration > self.settings.interval:
             load.rounds_overrun += 1
+        if load.fd_exhausted > fd_exhausted:
+            self._log.error(
+                "probe.fd_exhausted",
+                probes=load.fd_exhausted - fd_exhausted,
+                hint="the monitor ran out of file descriptors: those stores keep "
+                "their previous verdict; raise the limit (ulimit -n, "
+                "LimitNOFILE) or lower probe.concurrency or server.max_connections",
+            )
         return RoundSummary(
             probed=len(due),
             failed=sum(reasons.values()),
@@ -343,14 +362,31 @@ class ProbeRunner:
                 message = f"no TLS handshake within {timeout:g}s (a plain port?)"
             steps = (*recorder.steps, Step(phase, recorder.elapsed(), False, message))
             return recorder.failure(reason, message, self._clock(), steps=steps)
+        except MonitorResourceError as err:
+            self.load.fd_exhausted += 1
+            message = f"not probed: {err}"
+            return replace(
+                recorder.failure(Reason.OTHER, message, self._clock()),
+                monitor_fault=True,
+            )
         except Exception as err:  # noqa: BLE001 -- a probe bug must not end the round
-            self._log.exception("probe.crashed", integration_id=target.id)
+            # A bug of the monitor, not the store's doing. The log's
+            # processors make it one line, type and redacted message, above
+            # debug level, and a traceback without local variables at debug.
+            self._log.error("probe.crashed", integration_id=target.id, exc_info=err)
             message = f"internal error: {type(err).__name__}: {err}"
             return recorder.failure(Reason.OTHER, message, self._clock())
 
     def _record(
         self, target: Target, result: ProbeResult, round_started: float
     ) -> None:
+        if result.monitor_fault:
+            # No verdict on the store: keep the previous one, and try again
+            # next round (no failure counted, no backoff).
+            record = self.records.get(target.id)
+            if record is not None:
+                record.next_due = round_started + 0.5 * self.settings.interval
+            return
         record = self.records.setdefault(target.id, TargetRecord())
         previous = record.result
         self._log.debug(

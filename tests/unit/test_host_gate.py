@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Set
 
 import structlog
 
@@ -36,6 +37,9 @@ class ScriptedProbe:
 
     def reconfigure(self, settings: ProbeConfig) -> None:
         """Nothing to reconfigure."""
+
+    def prune(self, present: Set[str]) -> None:
+        """Nothing kept per target."""
 
     async def close(self) -> None:
         """Nothing to close."""

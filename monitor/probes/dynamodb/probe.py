@@ -27,7 +27,7 @@ AssumeRole, and unreachable endpoints leave it 0.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -246,6 +246,15 @@ class DynamoDBProbe:
             self._clients = self._make_clients(settings)
             self._tables.clear()
         self._settings = settings
+
+    def prune(self, present: Set[str]) -> None:
+        """Forget the membership samples and Query denials of departed targets.
+
+        DescribeTable's cache is per client and table, not per target: it is
+        emptied by a reload and refreshed every health interval.
+        """
+        self._memberships.prune(present)
+        self._query_denied &= present
 
     async def close(self) -> None:
         """Close every shared client, retired ones included."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Set
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -273,6 +274,11 @@ class RedisProbe:
 
     async def close(self) -> None:
         """Nothing shared to release: every probe owns its connection."""
+
+    def prune(self, present: Set[str]) -> None:
+        """Forget the INFO samples and permission warnings of departed targets."""
+        self._health.prune(present)
+        self._warned = {w for w in self._warned if w[0] in present}
 
     async def run(self, target: Target, recorder: Recorder) -> ProbeResult:
         """Probe `target` once; store trouble comes back as a result, never raised."""

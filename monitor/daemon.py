@@ -127,9 +127,14 @@ class Daemon:
         return ok
 
     async def _watch_step(self) -> float | None:
-        if self.reloader.step() and self.state.config_reload_ok:
+        # One wake of the loops per reload that asks for it: a SIGHUP storm
+        # is one reload that wakes them and at most one more that joins the
+        # rest (Reloader: MIN_RELOAD_GAP), which wakes them only if it changed
+        # the config.
+        if self.reloader.step() and self.reloader.wake_wanted:
             self._wake_all()
-        return None
+        wait = self.reloader.wait()
+        return wait if wait > 0 else None
 
     def _wake_all(self) -> None:
         for loop in self.loops.values():

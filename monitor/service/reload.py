@@ -5,6 +5,11 @@ identified by what `stat` (following links) says of it: inode, size and
 modification time. A change to any of them triggers a reload. A valid new
 config is swapped in whole; an invalid one is rejected with every problem
 logged, and the old one stays.
+
+Reloads are at least MIN_RELOAD_GAP apart: a request (a SIGHUP, a changed
+file) within the gap after a reload waits for its end, and every request
+that arrives meanwhile joins it. A storm of SIGHUPs is one reload, then at
+most one more.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ Fingerprint = tuple[int, int, int] | None
 # How often the watched files are looked at. Secret rotation is not urgent to
 # the second, and a stat per file every few seconds costs nothing.
 WATCH_INTERVAL = 5.0
+# The least time between two reloads (SIGHUP storms, a file rewritten in steps).
+MIN_RELOAD_GAP = 1.0
 
 
 def fingerprint(path: Path) -> Fingerprint:
@@ -87,6 +94,7 @@ class Reloader:
         web_config_file: Path | None = None,
         web: WebSettings | None = None,
         on_web: Callable[[Config, WebSettings | None], list[str]] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._monitor = monitor
         self._path = config_path
@@ -107,6 +115,14 @@ class Reloader:
             self._watched(config_path, monitor.config, web) if config_path else ()
         )
         self._requested: str | None = None
+        self._monotonic = monotonic
+        self._last_reload = -float("inf")
+        self._joined = 0  # requests waiting for the gap to end, beyond the first
+        self._deferred = False  # the pending request had to wait for the gap
+        # Whether the loops should run at once after the last reload: yes for
+        # a reload asked for outside the gap or one that changed the config;
+        # not for a request that waited for the gap and changed nothing.
+        self.wake_wanted = False
 
     @property
     def enabled(self) -> bool:
@@ -114,8 +130,16 @@ class Reloader:
         return self._path is not None
 
     def request(self, trigger: str) -> None:
-        """Ask for a reload (SIGHUP); the next `step` performs it."""
+        """Ask for a reload (SIGHUP); a later `step` performs it, once the gap ends."""
+        if self._requested is not None:
+            self._joined += 1
         self._requested = trigger
+
+    def wait(self) -> float:
+        """Seconds before a pending reload may run; 0 when none waits."""
+        if self._requested is None:
+            return 0.0
+        return max(0.0, self._last_reload + MIN_RELOAD_GAP - self._monotonic())
 
     @property
     def requested(self) -> bool:
@@ -123,21 +147,37 @@ class Reloader:
         return self._requested is not None
 
     def step(self) -> bool:
-        """Reload if asked to or if a watched file changed; True when a reload ran."""
-        trigger, self._requested = self._requested, None
-        if trigger is None:
+        """Reload if asked to or if a watched file changed; True when a reload ran.
+
+        Within MIN_RELOAD_GAP of the last reload, the request is kept for
+        later (`wait` says how long) and joined by any that follow.
+        """
+        if self._requested is None:
             changed = self._watcher.changed()
             if changed:
-                trigger = "file changed: " + ", ".join(str(p) for p in changed)
-        if trigger is None:
+                self._requested = "file changed: " + ", ".join(str(p) for p in changed)
+        if self._requested is None:
             return False
-        self.reload(trigger)
+        waited = self._last_reload + MIN_RELOAD_GAP > self._monotonic()
+        if waited:
+            self._deferred = True
+            return False
+        trigger, self._requested = self._requested, None
+        joined, self._joined = self._joined, 0
+        deferred, self._deferred = self._deferred, False
+        before = self._monitor.config
+        ok = self.reload(trigger, joined=joined)
+        self.wake_wanted = ok and (not deferred or self._monitor.config != before)
         return True
 
-    def reload(self, trigger: str) -> bool:
-        """Load the config file again; apply it if valid, keep the old one if not."""
+    def reload(self, trigger: str, *, joined: int = 0) -> bool:
+        """Load the config file again; apply it if valid, keep the old one if not.
+
+        `joined`: requests that arrived while this one waited (logged).
+        """
         if self._path is None:
             return False
+        self._last_reload = self._monotonic()
         state = self._monitor.state
         try:
             new = load_config(self._path)
@@ -146,7 +186,10 @@ class Reloader:
             state.config_reload_ok = False
             state.config_reloads["failure"] += 1
             self._log.error(
-                "config.reload_failed", trigger=trigger, problems=list(err.problems)
+                "config.reload_failed",
+                trigger=trigger,
+                problems=list(err.problems),
+                joined=joined or None,
             )
             # Watch what changed so an unfixed file is not reloaded every few seconds.
             self._watcher.watch(self._watcher.paths)
@@ -165,7 +208,10 @@ class Reloader:
         state.config_reload_time = time.time()
         state.config_reloads["success"] += 1
         self._log.info(
-            "config.reloaded", trigger=trigger, needs_restart=restart or None
+            "config.reloaded",
+            trigger=trigger,
+            needs_restart=restart or None,
+            joined=joined or None,
         )
         return True
 

@@ -36,6 +36,7 @@ from monitor.service.loops import PeriodicLoop
 from monitor.service.monitor import Monitor
 from monitor.service.reload import WATCH_INTERVAL, Reloader
 from monitor.web.app import make_web_app
+from monitor.web.limits import ConnectionLimiter, LimitedSite
 from monitor.web.security import WebGuard
 from monitor.web.status import STATUS_CACHE, StatusCache
 
@@ -84,6 +85,15 @@ class Daemon:
         # Where the status routes are served, as started (a change needs a restart).
         server = config.server
         self._status_serving = (server.status_enabled, server.status_listen)
+        # Connections of every listener together (limits.py); as started.
+        self._limits = (
+            server.max_connections,
+            server.header_timeout,
+            server.idle_timeout,
+        )
+        self.limiter = ConnectionLimiter(
+            server.max_connections, server.header_timeout, self._log
+        )
         self.monitor = Monitor(config, self._log, shard=shard)
         self.state = self.monitor.state
         self.reloader = Reloader(
@@ -146,6 +156,9 @@ class Daemon:
         server = new.server
         if (server.status_enabled, server.status_listen) != self._status_serving:
             restart.append("server.status_enabled/status_listen")
+        limits = (server.max_connections, server.header_timeout, server.idle_timeout)
+        if limits != self._limits:
+            restart.append("server.max_connections/header_timeout/idle_timeout")
         self._log_web(web)
         return restart
 
@@ -272,6 +285,7 @@ class Daemon:
             metrics_routes=metrics_routes,
             status_routes=status_routes,
             guard=self.guard,
+            limiter=self.limiter,
         )
         if STATUS_CACHE in app:
             self._status_caches.append(app[STATUS_CACHE])
@@ -280,11 +294,20 @@ class Daemon:
             handle_signals=False,
             access_log=None,
             shutdown_timeout=SHUTDOWN_TIMEOUT,
+            # An idle keep-alive connection, or one whose next request's
+            # headers are not complete, is closed after this long.
+            keepalive_timeout=self._limits[2],
         )
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
         host, port = split_host_port(listen)
-        site = web.TCPSite(runner, host or None, port, ssl_context=self.guard.tls)
+        site = LimitedSite(
+            runner,
+            host or None,
+            port,
+            limiter=self.limiter,
+            ssl_context=self.guard.tls,
+        )
         await site.start()
         return _bound_port(runner) or port
 

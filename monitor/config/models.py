@@ -386,6 +386,14 @@ class ServerConfig(Model):
     # TLS and basic auth of every listener, in the Prometheus exporter-toolkit
     # format (config.web); --web.config.file overrides it.
     web_config_file: Path | None = None
+    # Limits of the HTTP server against clients that hold connections: at
+    # most this many open at once (more are answered 503 and closed, so the
+    # probes keep their file descriptors); a connection that has not sent a
+    # request's headers within header_timeout of opening is closed; an idle
+    # keep-alive connection after idle_timeout.
+    max_connections: int = Field(default=128, ge=1)
+    header_timeout: Seconds = 10.0
+    idle_timeout: Seconds = 60.0
 
     @model_validator(mode="after")
     def _check_status(self) -> Self:

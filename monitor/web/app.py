@@ -18,7 +18,8 @@ from monitor.probes.runner import ProbeRunner
 from monitor.service.state import MonitorState
 from monitor.web.compress import accepts_gzip, write_gzip
 from monitor.web.debug_probe import DebugProber
-from monitor.web.security import WebGuard
+from monitor.web.limits import ConnectionLimiter
+from monitor.web.security import WebGuard, add_security_headers, cross_site
 from monitor.web.status import STATUS_CACHE, StatusCache, index, status
 
 STATE = web.AppKey("state", MonitorState)
@@ -92,7 +93,15 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def debug_probe(request: web.Request) -> web.Response:
-    """Run one probe now and describe each step (rate-limited, redacted)."""
+    """Run one probe now and describe each step (POST; rate-limited, redacted).
+
+    It makes the monitor connect to a store: never for a page of another
+    site (a form there can POST here), so a cross-site request is refused.
+    """
+    if cross_site(request):
+        return web.json_response(
+            {"error": "cross-site requests may not run a probe"}, status=403
+        )
     reply = await request.app[DEBUG].run(request.query.get("integration_id"))
     headers = (
         {"Retry-After": str(max(1, round(reply.retry_after)))}
@@ -108,6 +117,15 @@ async def debug_probe(request: web.Request) -> web.Response:
     )
 
 
+async def debug_probe_get(request: web.Request) -> web.Response:
+    """405: a GET (a link, an image, a prefetch) never runs a probe."""
+    return web.json_response(
+        {"error": "use POST /probe?integration_id=<integration _id or target name>"},
+        status=405,
+        headers={"Allow": "POST"},
+    )
+
+
 def make_web_app(
     state: MonitorState,
     redactor: Redactor,
@@ -117,6 +135,7 @@ def make_web_app(
     metrics_routes: bool = True,
     status_routes: bool = True,
     guard: WebGuard | None = None,
+    limiter: ConnectionLimiter | None = None,
 ) -> web.Application:
     """The aiohttp application serving the endpoints asked for.
 
@@ -125,11 +144,16 @@ def make_web_app(
     serves both on `server.listen`, or the status routes on a listener of
     their own (`server.status_listen`), or none of them
     (`server.status_enabled: false`). `guard` applies the web config (TLS is
-    the listener's; basic auth and headers are the app's).
+    the listener's; basic auth and headers are the app's). `limiter` learns
+    from it when a connection has sent a whole request (`limits.py`).
     """
     app = web.Application()
     app[STATE] = state
     app[REDACTOR] = redactor
+    if limiter is not None:
+        app.middlewares.append(limiter.middleware)
+    # Before the guard's: the web config's headers replace these.
+    app.on_response_prepare.append(add_security_headers)
     if guard is not None:
         guard.install(app)
     if metrics_routes:
@@ -141,6 +165,7 @@ def make_web_app(
         app[DEBUG] = DebugProber(state, runner)
         app[STATUS_CACHE] = StatusCache(state, redactor)
         app.router.add_get("/status", status)
-        app.router.add_get("/probe", debug_probe)
+        app.router.add_post("/probe", debug_probe)
+        app.router.add_get("/probe", debug_probe_get)
         app.router.add_get("/", index)
     return app

@@ -13,6 +13,11 @@ One `WebGuard` serves every listener (`server.listen` and
   remembered (by a digest of user, hash and password, never the password
   itself), as exporter-toolkit does.
 - Headers: `http_server_config.headers` on every response, 401s included.
+
+Whether or not a web config is given, every response carries
+`SECURITY_HEADERS` and a Content-Security-Policy (the page sets its own,
+`page.PAGE_POLICY`; everything else allows nothing); headers from the web
+config replace them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,36 @@ CACHE_LIMIT = 1024  # successful checks remembered
 _DUMMY_HASH = b"$2b$10$YDhBSJZxaSKvGsAUVGYec.jIQV4dABjOyWglAjnONaQoxpaX5QWMm"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # JSON and text: nothing in them may run, load or be framed.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+async def add_security_headers(
+    request: web.Request, response: web.StreamResponse
+) -> None:
+    """`on_response_prepare`: SECURITY_HEADERS, unless the response set its own."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def cross_site(request: web.Request) -> bool:
+    """True when a browser sent the request from another site.
+
+    `Sec-Fetch-Site` (every current browser) must be `same-origin` or `none`
+    (typed, bookmarked); without it, an `Origin` must be this server's.
+    Scripts and curl send neither and pass.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    return origin is not None and origin != f"{request.scheme}://{request.host}"
 
 
 class TlsSwitch(ssl.SSLContext):

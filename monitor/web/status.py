@@ -81,6 +81,7 @@ from monitor.service.state import MonitorState
 from monitor.targets import Target
 from monitor.web.compress import GZIP_LEVEL, accepts_gzip
 from monitor.web.page import (
+    PAGE_POLICY,
     Frame,
     Paging,
     compose_page,
@@ -699,4 +700,7 @@ async def status(request: web.Request) -> web.Response:
 
 async def index(request: web.Request) -> web.Response:
     """The status page a person opens in a browser: a page of rows, worst first."""
-    return await _answer(request, PER_PAGE, page_answer, "text/html")
+    response = await _answer(request, PER_PAGE, page_answer, "text/html")
+    # On its 304s too: a browser keeps the headers a 304 brings with it.
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    return response

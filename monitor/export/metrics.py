@@ -33,10 +33,10 @@ from monitor.export.exposition import (
 from monitor.export.verdict import sync_disagreement
 from monitor.launchdarkly.discovery import DiscoveredIntegration
 from monitor.probes.profiles import Parsed, profile_of, status_of
-from monitor.probes.result import ProbeResult, sync_in_future
+from monitor.probes.result import ProbeResult, RedisHealth, sync_in_future
 from monitor.probes.runner import TargetRecord
 from monitor.service.state import MonitorState
-from monitor.targets import LABEL_NAMES
+from monitor.targets import LABEL_NAMES, DynamoDBEndpoint, RedisEndpoint, Target
 
 # api: one series set per discovered integration (LaunchDarkly's view);
 # probe: one per probed target; monitor: the monitor itself, no target labels.
@@ -151,21 +151,25 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec("ld_store_tls_cert_expiry_timestamp_seconds", "gauge",
                "Earliest notAfter in the certificate chain.",
                "probe", "per_result"),
+    # One series per Redis server (label host, as ld_store_probe_host_up and
+    # ld_store_target_info name it), from the newest INFO among its targets.
     FamilySpec("ld_store_redis_eviction_unsafe", "gauge",
-               f"1 if an allkeys-* policy with maxmemory may evict keys. {_HEALTH}",
-               "probe", "per_result"),
+               "1 if an allkeys-* policy with maxmemory may evict keys; one series "
+               f"per Redis server (host). {_HEALTH}",
+               "monitor", "per_scrape"),
     FamilySpec("ld_store_redis_memory_used_bytes", "gauge",
-               f"INFO used_memory. {_HEALTH}",
-               "probe", "per_result"),
+               f"INFO used_memory, per Redis server (host). {_HEALTH}",
+               "monitor", "per_scrape"),
     FamilySpec("ld_store_redis_maxmemory_bytes", "gauge",
-               f"INFO maxmemory (0: no limit). {_HEALTH}",
-               "probe", "per_result"),
+               f"INFO maxmemory (0: no limit), per Redis server (host). {_HEALTH}",
+               "monitor", "per_scrape"),
     FamilySpec("ld_store_redis_persistence_enabled", "gauge",
-               f"1 if AOF is on or an RDB snapshot was taken since start. {_HEALTH}",
-               "probe", "per_result"),
+               "1 if AOF is on or an RDB snapshot was taken since start, per Redis "
+               f"server (host). {_HEALTH}",
+               "monitor", "per_scrape"),
     FamilySpec("ld_store_redis_info", "gauge",
-               f"Redis version and eviction policy. {_HEALTH}",
-               "probe", "per_result"),
+               f"Redis version and eviction policy, per Redis server (host). {_HEALTH}",
+               "monitor", "per_scrape"),
     FamilySpec("ld_store_dynamodb_table_info", "gauge",
                "DynamoDB table billing mode (DescribeTable, cached).",
                "probe", "per_result"),
@@ -185,7 +189,8 @@ FAMILIES: tuple[FamilySpec, ...] = (
                "probe", "per_result"),
     FamilySpec("ld_store_target_info", "gauge",
                "One series per target; sdk: the SDK whose rules ld_store_available "
-               "and ld_store_stale follow.",
+               "and ld_store_stale follow; host: the server it lives on (join key "
+               "of ld_store_redis_* and ld_store_probe_host_up).",
                "probe", "per_scrape"),
     FamilySpec("ld_store_credential_withheld", "gauge",
                "1 if the matching credential was withheld (the API names a host "
@@ -307,6 +312,14 @@ _API_FAMILIES = _names("api")
 _API_PER_RESULT = _names("api", "per_result")
 _PROBE_FAMILIES = _names("probe")
 _PROBE_PER_RESULT = _names("probe", "per_result")
+# Per Redis server, in `_redis_servers`'s order.
+_REDIS_SERVER = (
+    "ld_store_redis_eviction_unsafe",
+    "ld_store_redis_memory_used_bytes",
+    "ld_store_redis_maxmemory_bytes",
+    "ld_store_redis_persistence_enabled",
+    "ld_store_redis_info",
+)
 
 
 def _flag(value: bool) -> float:
@@ -355,10 +368,15 @@ class ScrapeCache:
     def __init__(self) -> None:
         self.probe: dict[str, KeptResult] = {}
         self.api: dict[str, tuple[DiscoveredIntegration, str, Chunks]] = {}
-        # target id -> (labels, sdk, the ld_store_target_info sample line)
-        self.info: dict[str, tuple[str, Sdk, str]] = {}
+        # target id -> (labels, sdk, endpoint, host, the ld_store_target_info
+        # sample line); host: the endpoint's host_key, "" without an endpoint
+        self.info: dict[str, _TargetInfo] = {}
         self.api_lines = KeptLines()
         self.probe_lines = KeptLines()
+
+
+_Endpoint = RedisEndpoint | DynamoDBEndpoint | None
+_TargetInfo = tuple[str, Sdk, _Endpoint, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,8 +406,8 @@ def collect(
     families = _ScrapeFamilies(state.config.probe)
     cache = ScrapeCache() if cache is None else cache
     _api_side(families, state, now, cache)
-    _probe_side(families, state, now, cache)
-    _monitor_side(families, state)
+    servers = _probe_side(families, state, now, cache)
+    _monitor_side(families, state, servers)
     return families.in_order()
 
 
@@ -494,8 +512,11 @@ def _api_side(
 
 def _probe_side(
     scrape: _ScrapeFamilies, state: MonitorState, now: float, cache: ScrapeCache
-) -> None:
+) -> dict[str, RedisHealth]:
+    """The per-target families; returns each Redis server's health (by host),
+    from the newest result among its targets that carries one."""
     families = _ProbeFamilies(scrape)
+    servers: dict[str, tuple[float, RedisHealth]] = {}
     items = {item.integration.id: item for item in state.view.integrations}
     kept = cache.probe
     infos = cache.info
@@ -503,16 +524,24 @@ def _probe_side(
     for target in state.targets:
         labels = label_string(LABEL_NAMES, target.labels.values())
         info = infos.get(target.id)
-        if info is None or info[0] is not labels or info[1] is not target.sdk:
-            line = families.target_info.line(labels, 1.0, f'sdk="{target.sdk}"')
-            info = infos[target.id] = (labels, target.sdk, line)
-        families.target_info.lines.append(info[2])
+        if (
+            info is None
+            or info[0] is not labels
+            or info[1] is not target.sdk
+            or info[2] is not target.endpoint
+        ):
+            info = infos[target.id] = _target_info(families, labels, target)
+        families.target_info.lines.append(info[4])
         if target.credential_withheld:
             families.withheld.add(labels, 1.0)
         record = state.records.get(target.id)
         if record is None or record.result is None:
             continue
         result = record.result
+        if result.redis is not None:
+            newest = servers.get(info[3])
+            if newest is None or result.finished_at > newest[0]:
+                servers[info[3]] = (result.finished_at, result.redis)
         head = head_of(labels)
         entry = kept.get(target.id)
         if (
@@ -567,13 +596,32 @@ def _probe_side(
             del kept[target_id]
         for target_id in infos.keys() - present:
             del infos[target_id]
+    return {host: health for host, (_, health) in servers.items()}
+
+
+def _target_info(families: _ProbeFamilies, labels: str, target: Target) -> _TargetInfo:
+    """A target's ld_store_target_info line, with what it was rendered from."""
+    endpoint = target.endpoint
+    host = "" if endpoint is None else endpoint.host_key
+    extra = f'sdk="{target.sdk}"'
+    if host:
+        extra += f',host="{escape(host)}"'
+    line = families.target_info.line(labels, 1.0, extra)
+    return (labels, target.sdk, endpoint, host, line)
 
 
 PYTHON_PROFILE = profile_of(Sdk.PYTHON)
 
 
-def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:
-    """The monitor's own families; those whose source is absent are not exported."""
+def _monitor_side(
+    scrape: _ScrapeFamilies,
+    state: MonitorState,
+    servers: Mapping[str, RedisHealth] | None = None,
+) -> None:
+    """The monitor's own families; those whose source is absent are not exported.
+
+    `servers`: each Redis server's health by host (`_probe_side`).
+    """
     scrape["ld_store_stale_after_seconds"].add("", state.stale_after)
     scrape["ld_store_probe_interval_seconds"].add("", state.config.probe.interval)
     scrape["ld_store_build_info"].add(build_labels(), 1.0)
@@ -608,6 +656,7 @@ def _monitor_side(scrape: _ScrapeFamilies, state: MonitorState) -> None:
         scrape["ld_store_config_last_reload_success_timestamp_seconds"].add(
             "", state.config_reload_time
         )
+    _redis_servers(scrape, {} if servers is None else servers)
     _saturation(scrape, state)
     if state.process is not None:
         for sample, figure in state.process().items():
@@ -634,6 +683,27 @@ LAG_FAMILIES = (
     ("ld_store_event_loop_lag_seconds", 1.0),
     ("ld_store_event_loop_lag_p99_seconds", 0.99),
 )
+
+
+def _redis_servers(scrape: _ScrapeFamilies, servers: Mapping[str, RedisHealth]) -> None:
+    """Each Redis server's health once, labelled host (as ld_store_target_info
+    names it): many integrations may share one server, and one full server
+    should raise one alert, not one per integration. Exported empty without one."""
+    eviction, used, maxmemory, persistence, info = scrape.select(_REDIS_SERVER)
+    for host, health in sorted(servers.items()):
+        labels = f'host="{escape(host)}"'
+        head = head_of(labels)
+        eviction.put_flag(head, health.eviction_unsafe)
+        # put drops a value no float holds (a hostile INFO's 400-digit count)
+        used.put(head, health.used_memory)
+        maxmemory.put(head, health.maxmemory)
+        persistence.put_flag(head, health.persistence_enabled)
+        info.add(
+            labels,
+            1.0,
+            f'version="{escape(health.version)}",'
+            f'maxmemory_policy="{escape(health.maxmemory_policy)}"',
+        )
 
 
 def _saturation(scrape: _ScrapeFamilies, state: MonitorState) -> None:
@@ -679,15 +749,10 @@ class _ProbeFamilies:
         self.backoff = families["ld_store_probe_backoff_seconds"]
         self.sync = families["ld_store_synchronized_on_timestamp_seconds"]
         self.sync_age = families["ld_store_sync_age_seconds"]
+        self.in_future = families["ld_store_sync_in_future"]
         self.available = families["ld_store_available"]
         self.stale = families["ld_store_stale"]
         self.tls_expiry = families["ld_store_tls_cert_expiry_timestamp_seconds"]
-        self.eviction = families["ld_store_redis_eviction_unsafe"]
-        self.used = families["ld_store_redis_memory_used_bytes"]
-        self.maxmemory = families["ld_store_redis_maxmemory_bytes"]
-        self.in_future = families["ld_store_sync_in_future"]
-        self.persistence = families["ld_store_redis_persistence_enabled"]
-        self.redis_info = families["ld_store_redis_info"]
         self.table_info = families["ld_store_dynamodb_table_info"]
         self.table_readable = families["ld_store_dynamodb_table_readable"]
         self.item_count = families["ld_store_dynamodb_table_items"]
@@ -755,17 +820,6 @@ class _ProbeFamilies:
         self._add_store_health(labels, head, result)
 
     def _add_store_health(self, labels: str, head: str, result: ProbeResult) -> None:
-        if result.redis is not None:
-            health = result.redis
-            self.eviction.put_flag(head, health.eviction_unsafe)
-            self.used.put(head, health.used_memory)
-            self.maxmemory.put(head, health.maxmemory)
-            self.persistence.put_flag(head, health.persistence_enabled)
-            self.redis_info.add(
-                labels,
-                1.0,
-                f'version="{escape(health.version)}",maxmemory_policy="{escape(health.maxmemory_policy)}"',
-            )
         if result.table is not None:
             table = result.table
             self.table_info.add(

@@ -35,14 +35,24 @@ def _settled(url: str) -> bool:
     if body is None:
         return False
     seen: dict[str, set[str]] = {}
+    hosts: dict[str, str] = {}  # integration_id -> host, from ld_store_target_info
     for sample in samples(body.decode()):
-        key = sample.labels.get("canary") or sample.labels.get("integration_id", "")
+        labels = sample.labels
+        key = (
+            labels.get("canary")
+            or labels.get("integration_id")
+            or labels.get("host", "")
+        )
         seen.setdefault(sample.name, set()).add(key)
+        if sample.name == "ld_store_target_info" and "host" in labels:
+            hosts[labels["integration_id"]] = labels["host"]
     redis_up = scenario.REDIS_TARGETS - {scenario.WRONG_PASSWORD}
+    # The Redis health is per server (host): every server of a reachable store.
+    redis_hosts = {hosts.get(target, "") for target in redis_up}
     return (
         seen.get("ld_store_probe_up", set()) >= scenario.TARGETS
         and seen.get("ld_store_canary_ok", set()) >= scenario.CANARIES
-        and seen.get("ld_store_redis_info", set()) >= redis_up
+        and seen.get("ld_store_redis_info", set()) >= redis_hosts
         and seen.get("ld_store_dynamodb_table_info", set())
         >= {scenario.DDB_HEALTHY, scenario.DDB_WRONG_SCHEMA, scenario.DDB_UPDATING}
         and scenario.WRONG_PASSWORD in seen.get("ld_store_api_errors_total", set())

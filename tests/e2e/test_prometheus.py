@@ -318,9 +318,18 @@ def test_dashboard_variables_offer_every_job_project_environment_and_integration
 # --- the alert rules --------------------------------------------------------------
 
 
-def _target(labels: dict[str, str]) -> str:
-    """The integration a series is about (the whole label set for monitor series)."""
-    return labels.get("integration_id") or json.dumps(labels, sort_keys=True)
+def _target(labels: dict[str, str], prometheus: Prometheus) -> str:
+    """The integration a series is about (the whole label set for monitor series).
+
+    A Redis server's series (label `host`) are about the integrations stored on
+    it, listed as the alerts tell people to: ld_store_target_info{host=...}.
+    """
+    if "integration_id" in labels:
+        return labels["integration_id"]
+    if "host" in labels:
+        on_host = prometheus.vector(f'ld_store_target_info{{host="{labels["host"]}"}}')
+        return ",".join(sorted({r["metric"]["integration_id"] for r in on_host}))
+    return json.dumps(labels, sort_keys=True)
 
 
 def test_prometheus_rule_expressions_return_data_exactly_for_the_scenario_problems(
@@ -336,7 +345,9 @@ def test_prometheus_rule_expressions_return_data_exactly_for_the_scenario_proble
 
     def run() -> tuple[bool, dict[str, frozenset[str]]]:
         found = {
-            name: frozenset(_target(r["metric"]) for r in prometheus.vector(expr))
+            name: frozenset(
+                _target(r["metric"], prometheus) for r in prometheus.vector(expr)
+            )
             for name, expr in rules.items()
         }
         return found == scenario.EXPECTED_ALERTS, found
@@ -376,7 +387,7 @@ def test_grafana_rule_queries_cross_their_thresholds_exactly_for_the_scenario_pr
     def run() -> tuple[bool, dict[str, frozenset[str]]]:
         found = {
             name: frozenset(
-                _target(r["metric"])
+                _target(r["metric"], prometheus)
                 for r in prometheus.vector(expr)
                 if threshold(float(r["value"][1]))
             )
@@ -401,7 +412,9 @@ def test_stale_store_alert_and_every_expected_alert_fire_in_prometheus(
         for alert in alerts:
             if alert["state"] == "firing":
                 labels = alert["labels"]
-                found.setdefault(labels["alertname"], set()).add(_target(labels))
+                found.setdefault(labels["alertname"], set()).add(
+                    _target(labels, prometheus)
+                )
         frozen = {name: frozenset(targets) for name, targets in found.items()}
         return frozen == expected, frozen
 

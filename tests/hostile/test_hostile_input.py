@@ -303,16 +303,10 @@ async def test_hostile_stores_and_api_leave_every_other_series_intact(
     assert scrape.value("ld_store_sync_in_future", integration_id="redis-bigint") == 1
     assert scrape.value("ld_store_sync_in_future", integration_id="redis-future") == 1
     assert scrape.value("ld_store_sync_in_future", integration_id="redis-healthy") == 0
-    assert (
-        scrape.value(
-            "ld_store_redis_memory_used_bytes", integration_id="redis-info_bigint"
-        )
-        is None
-        or scrape.value(
-            "ld_store_redis_memory_used_bytes", integration_id="redis-info_bigint"
-        )
-        == 0
-    )
+    # INFO's health is per server: the one the info_bigint store lives on.
+    [bigint] = scrape.find("ld_store_target_info", integration_id="redis-info_bigint")
+    used = scrape.value("ld_store_redis_memory_used_bytes", host=bigint.labels["host"])
+    assert used is None or used == 0
     # The hostile API item: kept, its bad fields dropped, its name made safe.
     [info] = scrape.find("ld_store_integration_info", integration_id=HOSTILE_API)
     assert info.labels["name"] == "bad \ufffd name \ufffd[31m\ufffd"

@@ -61,10 +61,12 @@ async def test_default_server_is_eviction_safe_and_reports_memory(
     redis_plain: RedisServer,
 ) -> None:
     """noeviction, no maxmemory: eviction_unsafe 0, memory and version exported."""
-    values, _ = await probe_samples(endpoint_of(redis_plain))
-    assert values.value("ld_store_redis_eviction_unsafe") == 0.0
-    assert values.value("ld_store_redis_maxmemory_bytes") == 0.0
-    used = values.value("ld_store_redis_memory_used_bytes")
+    endpoint = endpoint_of(redis_plain)
+    host = endpoint.host_key
+    values, _ = await probe_samples(endpoint)
+    assert values.value("ld_store_redis_eviction_unsafe", host=host) == 0.0
+    assert values.value("ld_store_redis_maxmemory_bytes", host=host) == 0.0
+    used = values.value("ld_store_redis_memory_used_bytes", host=host)
     assert used is not None
     assert used > 0
     with redis_plain.admin() as client:
@@ -72,14 +74,19 @@ async def test_default_server_is_eviction_safe_and_reports_memory(
     assert (
         values.value(
             "ld_store_redis_info",
+            host=host,
             version=version,
             maxmemory_policy="noeviction",
         )
         == 1.0
     )
     assert (
-        values.value("ld_store_redis_persistence_enabled") == 0.0
+        values.value("ld_store_redis_persistence_enabled", host=host) == 0.0
     )  # started with save "" and no AOF
+    # One series per server, labelled host alone (not the target's labels).
+    assert [s.labels for s in values.find("ld_store_redis_memory_used_bytes")] == [
+        {"host": host}
+    ]
 
 
 async def test_allkeys_policy_with_maxmemory_is_eviction_unsafe(
@@ -90,9 +97,11 @@ async def test_allkeys_policy_with_maxmemory_is_eviction_unsafe(
     with server.admin() as client:
         client.config_set("maxmemory", "64mb")
         client.config_set("maxmemory-policy", "allkeys-lru")
-    values, _ = await probe_samples(endpoint_of(server))
-    assert values.value("ld_store_redis_eviction_unsafe") == 1.0
-    assert values.value("ld_store_redis_maxmemory_bytes") == 64 * 1024 * 1024
+    endpoint = endpoint_of(server)
+    values, _ = await probe_samples(endpoint)
+    host = endpoint.host_key
+    assert values.value("ld_store_redis_eviction_unsafe", host=host) == 1.0
+    assert values.value("ld_store_redis_maxmemory_bytes", host=host) == 64 * 1024 * 1024
 
 
 async def test_volatile_policy_is_eviction_safe(make_redis: MakeRedis) -> None:
@@ -101,8 +110,9 @@ async def test_volatile_policy_is_eviction_safe(make_redis: MakeRedis) -> None:
     with server.admin() as client:
         client.config_set("maxmemory", "64mb")
         client.config_set("maxmemory-policy", "volatile-lru")
-    values, _ = await probe_samples(endpoint_of(server))
-    assert values.value("ld_store_redis_eviction_unsafe") == 0.0
+    endpoint = endpoint_of(server)
+    values, _ = await probe_samples(endpoint)
+    assert values.value("ld_store_redis_eviction_unsafe", host=endpoint.host_key) == 0.0
 
 
 async def test_append_only_counts_as_persistence(make_redis: MakeRedis) -> None:
@@ -110,8 +120,12 @@ async def test_append_only_counts_as_persistence(make_redis: MakeRedis) -> None:
     server = make_redis()
     with server.admin() as client:
         client.config_set("appendonly", "yes")
-    values, _ = await probe_samples(endpoint_of(server))
-    assert values.value("ld_store_redis_persistence_enabled") == 1.0
+    endpoint = endpoint_of(server)
+    values, _ = await probe_samples(endpoint)
+    assert (
+        values.value("ld_store_redis_persistence_enabled", host=endpoint.host_key)
+        == 1.0
+    )
 
 
 async def test_info_denied_leaves_the_series_absent_and_logs_once(
@@ -128,7 +142,7 @@ async def test_info_denied_leaves_the_series_absent_and_logs_once(
             ),
             rounds=3,
         )
-    assert values.value("ld_store_redis_eviction_unsafe") is None
+    assert values.find("ld_store_redis_eviction_unsafe") == []
     assert values.value("ld_store_probe_up") == 1.0
     assert len([e for e in logs if e["event"] == "redis.info_denied"]) == 1
 

@@ -29,6 +29,7 @@ from tests.support.clock import now_ms
 from tests.support.commands import tool
 from tests.support.daemon import (
     INTEGRATION_ID,
+    STATIC,
     TOKEN,
     InProcessDaemon,
     daemon_config,
@@ -74,23 +75,44 @@ async def running(
             await daemon.stop()
 
 
-def everything_exported(scrape: Scrape) -> bool:
+def host_of(redis: RedisServer) -> str:
+    """The `host` label of a Redis server's series (its targets' host_key)."""
+    return f"redis:{redis.host}:{redis.client_port}"
+
+
+def everything_exported(scrape: Scrape, redis_host: str) -> bool:
     """The API view, both stores' health and the process families are there."""
     return (
         scrape.value("ld_store_api_up") == 1
         and scrape.value("ld_store_probe_up", integration_id=INTEGRATION_ID) == 1
         and scrape.value("ld_store_probe_success", integration_id=DYNAMODB) == 1
         and scrape.value("ld_store_dynamodb_table_items") is not None
-        and bool(scrape.find("ld_store_redis_info"))
+        and bool(scrape.find("ld_store_redis_info", host=redis_host))
         and scrape.value("process_resident_memory_bytes") is not None
     )
 
 
-async def test_promtool_check_metrics_finds_nothing(running: InProcessDaemon) -> None:
+async def test_promtool_check_metrics_finds_nothing(
+    running: InProcessDaemon, redis_plain: RedisServer
+) -> None:
     """The live exposition, every family present, passes promtool's lint."""
-    await running.wait_metric(everything_exported, timeout=20)
+    host = host_of(redis_plain)
+    await running.wait_metric(
+        lambda scrape: everything_exported(scrape, host), timeout=20
+    )
     status, text = await running.get("/metrics")
     assert status == 200
+    # The API integration and the static target share one redis-server: its
+    # health is one series, labelled host, and both targets carry that host.
+    scrape = Scrape(text)
+    assert [s.labels for s in scrape.find("ld_store_redis_memory_used_bytes")] == [
+        {"host": host}
+    ]
+    assert len(scrape.find("ld_store_redis_info")) == 1
+    assert {
+        s.labels["integration_id"]
+        for s in scrape.find("ld_store_target_info", host=host)
+    } == {INTEGRATION_ID, STATIC}
     promtool = await asyncio.create_subprocess_exec(
         tool("promtool"),
         "check",

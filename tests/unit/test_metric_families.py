@@ -474,8 +474,11 @@ def test_target_info_names_each_targets_sdk_and_status_follows_it() -> None:
     )
     text = rendered(state, openmetrics=False)
     head = 'project="web",environment="prod",integration="dynamodb",integration_id="broken"'
-    assert f'ld_store_target_info{{{head},sdk="php"}} 1.0' in text
-    assert 'integration_id="healthy",sdk="python"} 1.0' in text
+    assert (
+        f'ld_store_target_info{{{head},sdk="php",host="dynamodb:us-east-1"}} 1.0'
+        in (text)
+    )
+    assert 'integration_id="healthy",sdk="python",host="redis:' in text
     assert "sdk=" not in family_texts(text)["ld_store_available"]
     # The broken table's read failed: Python says unavailable, PHP swallows it.
     assert f"ld_store_available{{{head}}} 1.0" in text
@@ -541,3 +544,83 @@ def test_process_families_come_from_this_process() -> None:
     assert 0 < values["process_open_fds"] <= values["process_max_fds"]
     assert values["process_cpu_seconds_total"] > 0
     assert abs(values["process_start_time_seconds"] - time.time()) < 86_400
+
+
+REDIS_SERVER_FAMILIES = (
+    "ld_store_redis_eviction_unsafe",
+    "ld_store_redis_memory_used_bytes",
+    "ld_store_redis_maxmemory_bytes",
+    "ld_store_redis_persistence_enabled",
+    "ld_store_redis_info",
+)
+
+
+def test_redis_health_is_one_series_per_server_joinable_by_host() -> None:
+    """Two targets on one redis-server: one series per family, labelled host,
+    from the newer result; both targets' ld_store_target_info carry that host."""
+    state = rich_state()
+    older = RedisHealth("7.0.14", "noeviction", 0, 99, True)
+    newer = RedisHealth("7.0.15", "allkeys-lru", 1_000_000, 123_456, False)
+    base = ProbeResult(NOW - 1, 0.01, True, True, True, ms(30))
+    state.records = {
+        **state.records,
+        "healthy": TargetRecord(result=replace(base, redis=newer)),
+        "unprobed": TargetRecord(
+            result=replace(base, finished_at=NOW - 9, redis=older)
+        ),
+    }
+    families = family_texts(rendered(state, openmetrics=False))
+    host = 'host="redis:redis.local:6379"'
+    expected = {
+        "ld_store_redis_eviction_unsafe": f"{{{host}}} 1.0",
+        "ld_store_redis_memory_used_bytes": f"{{{host}}} 123456.0",
+        "ld_store_redis_maxmemory_bytes": f"{{{host}}} 1000000.0",
+        "ld_store_redis_persistence_enabled": f"{{{host}}} 0.0",
+        "ld_store_redis_info": (
+            f'{{{host},version="7.0.15",maxmemory_policy="allkeys-lru"}} 1.0'
+        ),
+    }
+    for name in REDIS_SERVER_FAMILIES:
+        samples = families[name].splitlines()[2:]  # after HELP and TYPE
+        assert samples == [name + expected[name]], name
+    info = families["ld_store_target_info"]
+    for integration_id in ("healthy", "unprobed"):
+        assert f'integration_id="{integration_id}",sdk="python",{host}}} 1.0' in info
+    # The newest result wins, whichever target it belongs to.
+    state.records["unprobed"] = TargetRecord(
+        result=replace(base, finished_at=NOW, redis=older)
+    )
+    families = family_texts(rendered(state, openmetrics=False))
+    assert (
+        f"ld_store_redis_memory_used_bytes{{{host}}} 99.0"
+        in families["ld_store_redis_memory_used_bytes"]
+    )
+
+
+def test_redis_servers_are_apart_and_a_target_without_endpoint_has_no_host() -> None:
+    """Each server its own series; a target that cannot be located has no host label."""
+    state = rich_state()
+    other = replace(
+        target("unprobed", "redis", source="static"),
+        endpoint=RedisEndpoint("10.0.0.1", 6380),
+    )
+    nowhere = replace(target("lost", "redis", source="static"), endpoint=None)
+    state.targets = (*state.targets[:3], other, nowhere)
+    health = RedisHealth("6.2.0", "noeviction", 0, 7, True)
+    state.records = {
+        **state.records,
+        "unprobed": TargetRecord(
+            result=ProbeResult(NOW - 1, 0.01, True, True, True, ms(30), redis=health)
+        ),
+    }
+    families = family_texts(rendered(state, openmetrics=False))
+    used = families["ld_store_redis_memory_used_bytes"]
+    assert 'ld_store_redis_memory_used_bytes{host="redis:10.0.0.1:6380"} 7.0' in used
+    assert (
+        'ld_store_redis_memory_used_bytes{host="redis:redis.local:6379"} 123456.0'
+        in used
+    )
+    assert (
+        'ld_store_target_info{project="static",environment="static",'
+        'integration="redis",integration_id="lost",sdk="python"} 1.0'
+    ) in families["ld_store_target_info"]

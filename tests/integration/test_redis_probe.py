@@ -398,7 +398,8 @@ async def test_expired_certificate_keeps_its_expiry_series(
     assert "expired" in (result.error or "")
     expiry = values.value("ld_store_tls_cert_expiry_timestamp_seconds")
     assert expiry == pytest.approx(tls_certs.expired.not_after.timestamp(), abs=1)
-    assert expiry is not None and expiry < time.time()  # time() - expiry > 0
+    assert expiry is not None
+    assert expiry < time.time()
 
 
 async def test_failing_tls_store_keeps_the_last_known_expiry(
@@ -418,7 +419,8 @@ async def test_failing_tls_store_keeps_the_last_known_expiry(
     runner.records["t1"].next_due = 0.0  # due again now
     await runner.run_round([target])
     result = runner.records["t1"].result
-    assert result is not None and result.reason == "refused"
+    assert result is not None
+    assert result.reason == "refused"
     values = Scrape.of(state_of(runner, (target,), stale_after=STALE_AFTER))
     expiry = values.value("ld_store_tls_cert_expiry_timestamp_seconds")
     assert expiry == pytest.approx(tls_certs.server.not_after.timestamp(), abs=1)

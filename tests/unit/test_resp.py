@@ -96,7 +96,7 @@ async def test_hostile_replies_are_probe_errors_with_a_reason(
 
 async def test_a_line_beyond_the_stream_limit_is_too_large() -> None:
     """An error line longer than the StreamReader's limit: reply_too_large."""
-    assert asyncio.streams._DEFAULT_LIMIT == resp.MAX_LINE_BYTES
+    assert asyncio.streams._DEFAULT_LIMIT == resp.MAX_LINE_BYTES  # type: ignore[attr-defined]  # private, unannotated in typeshed
     with pytest.raises(RespTooLargeError):
         await replies(b"-ERR " + b"a." * 40_000 + b"\r\n", 1)
 

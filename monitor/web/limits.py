@@ -7,7 +7,12 @@ descriptor each until the process had none left for its probes. One
 `ConnectionLimiter` serves every listener of the daemon:
 
 - at most `server.max_connections` connections at once, both listeners
-  together; one more is answered `503` and closed at once;
+  together. When a new one would be one too many, the oldest connection
+  that is not in the middle of a request (one still sending its first
+  headers, else an idle keep-alive one) is closed to make room, so clients
+  that hold connections without using them cannot lock Prometheus out;
+  only when every connection has a request in flight is the new one
+  answered `503` and closed;
 - a connection that has not sent a complete request (its headers: the
   app's middleware sees it) within `server.header_timeout` of opening is
   aborted; later requests on a kept-alive connection are bounded by
@@ -39,8 +44,15 @@ BUSY_REPLY = (
 LOG_EVERY = 10.0
 
 
+def _abort(transport: asyncio.BaseTransport) -> None:
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    else:
+        transport.close()
+
+
 class ConnectionLimiter:
-    """Counts the connections of every listener; refuses and expires them."""
+    """Counts the connections of every listener; makes room, refuses, expires."""
 
     def __init__(
         self,
@@ -53,24 +65,44 @@ class ConnectionLimiter:
         self.header_timeout = header_timeout
         self._log = logger
         self._monotonic = monotonic
-        self.active = 0
-        self.refused = 0  # answered 503: over max_connections
-        self.expired = 0  # closed: no request within header_timeout
+        self._open: set[asyncio.BaseTransport] = set()
+        # Connections without a request in flight, oldest first: still
+        # sending their first headers (with their deadline), or idle.
         self._waiting: dict[asyncio.BaseTransport, asyncio.TimerHandle] = {}
+        self._idle: dict[asyncio.BaseTransport, None] = {}
+        self._busy: dict[asyncio.BaseTransport, int] = {}  # requests in flight
+        self.refused = 0  # answered 503: every connection busy
+        self.evicted = 0  # closed to make room for a new one
+        self.expired = 0  # closed: no request within header_timeout
         self._logged_at = -float("inf")
-        self._logged = (0, 0)
+        self._logged = (0, 0, 0)
+
+    @property
+    def active(self) -> int:
+        """Connections open now (counted ones)."""
+        return len(self._open)
 
     def factory(self, inner: Callable[[], asyncio.BaseProtocol]) -> Callable[[], Any]:
         """A protocol factory for `loop.create_server`, wrapping aiohttp's."""
         return lambda: _Counted(inner, self)
 
     def admit(self, transport: asyncio.BaseTransport) -> bool:
-        """A new connection: count it and start its header deadline, or refuse it."""
-        if self.active >= self.max_connections:
-            self.refused += 1
+        """A new connection: count it and start its header deadline, or refuse it.
+
+        At the cap, the oldest connection without a request in flight makes
+        room (one still sending its headers first, else an idle one).
+        """
+        if len(self._open) >= self.max_connections:
+            oldest = next(iter(self._waiting or self._idle), None)
+            if oldest is None:
+                self.refused += 1
+                self._report()
+                return False
+            self.evicted += 1
+            self._forget(oldest)
+            _abort(oldest)
             self._report()
-            return False
-        self.active += 1
+        self._open.add(transport)
         loop = asyncio.get_running_loop()
         self._waiting[transport] = loop.call_later(
             self.header_timeout, self._expire, transport
@@ -78,47 +110,63 @@ class ConnectionLimiter:
         return True
 
     def release(self, transport: asyncio.BaseTransport) -> None:
-        """A counted connection closed."""
-        self.active -= 1
-        self.served(transport)
+        """A connection closed (counted or already forgotten)."""
+        self._forget(transport)
 
-    def served(self, transport: asyncio.BaseTransport | None) -> None:
-        """The connection delivered a whole request: its header deadline is met."""
-        handle = self._waiting.pop(transport, None) if transport is not None else None
+    def _forget(self, transport: asyncio.BaseTransport) -> None:
+        self._open.discard(transport)
+        handle = self._waiting.pop(transport, None)
         if handle is not None:
             handle.cancel()
+        self._idle.pop(transport, None)
+        self._busy.pop(transport, None)
 
     def _expire(self, transport: asyncio.BaseTransport) -> None:
         if self._waiting.pop(transport, None) is None:
             return
         self.expired += 1
-        if isinstance(transport, asyncio.WriteTransport):
-            transport.abort()
-        else:
-            transport.close()
+        self._forget(transport)
+        _abort(transport)
         self._report()
 
     def _report(self) -> None:
-        """Log what was refused or expired, at most once every LOG_EVERY seconds."""
+        """Log what was refused, evicted or expired, at most every LOG_EVERY s."""
         now = self._monotonic()
         if now - self._logged_at < LOG_EVERY:
             return
-        refused, expired = self.refused, self.expired
+        counts = (self.refused, self.evicted, self.expired)
         self._log.warning(
             "http.connections_limited",
-            refused=refused - self._logged[0],
-            expired=expired - self._logged[1],
+            refused=counts[0] - self._logged[0],
+            evicted=counts[1] - self._logged[1],
+            expired=counts[2] - self._logged[2],
             active=self.active,
             max_connections=self.max_connections,
             header_timeout=self.header_timeout,
         )
-        self._logged_at, self._logged = now, (refused, expired)
+        self._logged_at, self._logged = now, counts
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> Any:
-        """Mark the request's connection as served (its headers arrived)."""
-        self.served(request.transport)
-        return await handler(request)
+        """Track the connection's request: headers arrived, in flight, idle after."""
+        transport = request.transport
+        if transport is None or transport not in self._open:
+            return await handler(request)
+        handle = self._waiting.pop(transport, None)
+        if handle is not None:
+            handle.cancel()
+        self._idle.pop(transport, None)
+        self._busy[transport] = self._busy.get(transport, 0) + 1
+        try:
+            return await handler(request)
+        finally:
+            left = self._busy.get(transport, 1) - 1
+            if transport in self._open:
+                if left > 0:
+                    self._busy[transport] = left
+                else:
+                    self._busy.pop(transport, None)
+                    self._idle[transport] = None  # newest idle last
 
 
 class _Counted(asyncio.Protocol):

@@ -255,6 +255,10 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec("ld_store_probe_rounds_overrun", "counter",
                "Probe rounds that took longer than the probe interval.",
                "monitor", "per_scrape"),
+    FamilySpec("ld_store_probes_fd_exhausted", "counter",
+               "Probes not run because the monitor itself was out of file "
+               "descriptors (EMFILE/ENFILE); the store kept its previous verdict.",
+               "monitor", "per_scrape"),
     FamilySpec("ld_store_probes_in_flight", "gauge",
                "Probes running now (each holding a probe.concurrency slot).",
                "monitor", "per_scrape"),
@@ -717,6 +721,7 @@ def _saturation(scrape: _ScrapeFamilies, state: MonitorState) -> None:
         scrape["ld_store_probe_round_budget_seconds"].add("", load.last_round_budget)
     scrape["ld_store_probe_rounds"].add("", float(load.rounds))
     scrape["ld_store_probe_rounds_overrun"].add("", float(load.rounds_overrun))
+    scrape["ld_store_probes_fd_exhausted"].add("", float(load.fd_exhausted))
     scrape["ld_store_probes_in_flight"].add("", float(load.in_flight))
     scrape["ld_store_probes_queued"].add("", float(max(0, load.queued)))
     # The runner drops the gates of hosts left without targets

@@ -122,6 +122,7 @@ CONTRACT = {
     "ld_store_probe_round_budget_seconds": "gauge",
     "ld_store_probe_rounds_total": "counter",
     "ld_store_probe_rounds_overrun_total": "counter",
+    "ld_store_probes_fd_exhausted_total": "counter",
     "ld_store_probes_in_flight": "gauge",
     "ld_store_probes_queued": "gauge",
     "ld_store_probe_host_up": "gauge",

@@ -25,6 +25,7 @@ from monitor.log import (
     configure_logging,
     secret_forms,
 )
+from monitor.web.app import _masked
 
 LONG = "LongRedisPassword-0123456789abcdef0123456789abcdef0123456789abcdef"
 ESCAPED = 'Quote"Back\\slash-Secret-77'
@@ -233,3 +234,11 @@ def test_configure_logging_rate_limits_the_http_server_logger() -> None:
         server.error("Error handling request from %s", "127.0.0.1")
     structlog.reset_defaults()
     assert len(stream.getvalue().splitlines()) == 1
+
+
+def test_metrics_chunks_mask_an_escaped_secret() -> None:
+    """/metrics: a label value holding a secret with `"` and `\\` is masked as escaped."""
+    redactor = Redactor([ESCAPED])
+    chunk = f'ld_store_target_info{{name="{_exposition(ESCAPED)}"}} 1.0\n'.encode()
+    (masked,) = _masked(redactor, [chunk])
+    assert masked == f'ld_store_target_info{{name="{MASK}"}} 1.0\n'.encode()

@@ -136,6 +136,8 @@ EXPECTED_ALERTS: dict[str, frozenset[str]] = {
     "LDStoreMembershipDataMissing": frozenset({NEVER_SYNCED}),
     "LDStoreCanaryFailing": frozenset({HEALTHY}),
     "LDStoreDynamoDBTableNotActive": frozenset({DDB_CREATING}),
+    # Every credential in the scenario reaches its host: none withheld.
+    "LDStoreCredentialWithheld": frozenset(),
     # The monitor itself is healthy: its own alerts stay quiet.
     "LDStoreMonitorApiDown": frozenset(),
     "LDStoreMonitorDiscoveryStale": frozenset(),

@@ -20,9 +20,10 @@ from devtools.ldsim.endpoints import (
     json_response,
 )
 from devtools.ldsim.faults import Failure, Faults
+from devtools.ldsim.firstsync import FirstSync
 from devtools.ldsim.ratelimit import RateLimiter
 from devtools.ldsim.scenario import DEFAULT_TOKEN, Scenario
-from devtools.ldsim.state import SimulatorState
+from devtools.ldsim.state import Integration, SimulatorState
 from devtools.ldsim.stats import Stats
 
 # A stalled request notices its client leaving, or the stall lifting, this fast.
@@ -48,12 +49,17 @@ class Simulator(SimulatorState):
         scenario: Scenario | None = None,
         *,
         token: str | None = None,
+        writer_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         scenario = scenario or Scenario()
         super().__init__(scenario, clock)
         self.scenario = scenario
         self.token = token or scenario.token or DEFAULT_TOKEN
+        # With a writer token, only it may create integrations (as a Writer
+        # role); the read token then gets 403 there. It reads everything too.
+        self.writer_token = writer_token
+        self.first_sync = FirstSync(self)
         self.forbidden_tokens: set[str] = set(scenario.forbidden_tokens)
         self.faults = Faults()
         self.stats = Stats()
@@ -80,11 +86,19 @@ class Simulator(SimulatorState):
 
         app = web.Application(middlewares=[api_middleware])
         app.on_shutdown.append(lifecycle.close)
+        app.on_shutdown.append(self._close_first_sync)
         for method, path, endpoint in ROUTES:
             route = app.router.add_route(method, path, self._handlers[endpoint])
             names[route] = endpoint
         add_control_routes(app, self)
         return app
+
+    def created(self, integration: Integration) -> None:
+        """Schedule the simulated first sync of a new integration (when on)."""
+        self.first_sync.schedule(integration)
+
+    async def _close_first_sync(self, _app: web.Application) -> None:
+        await self.first_sync.close()
 
     async def _serve(
         self, request: web.Request, endpoint: str, lifecycle: _Lifecycle
@@ -101,7 +115,7 @@ class Simulator(SimulatorState):
                 await asyncio.sleep(_STALL_POLL_SECONDS)
         if self.faults.delay > 0:
             await asyncio.sleep(self.faults.delay)
-        failure = self.faults.take_failure()
+        failure = self.faults.take_failure(endpoint)
         if failure is not None:
             response = _failure_response(failure)
         else:
@@ -129,8 +143,20 @@ class Simulator(SimulatorState):
         supplied = request.headers.get("Authorization")
         if supplied is not None and supplied in self.forbidden_tokens:
             raise ApiError(403, "Access to the requested resource was denied")
-        if supplied != self.token:
+        if supplied != self.token and (
+            self.writer_token is None or supplied != self.writer_token
+        ):
             raise ApiError(401, "Invalid access token")
+        if (
+            endpoint == "create_integration"
+            and self.writer_token is not None
+            and supplied != self.writer_token
+        ):
+            raise ApiError(
+                403,
+                "Access to the requested resource was denied: the token's role "
+                "lacks the createIntegration action",
+            )
         if not self.rate_limiter.take(endpoint):
             raise ApiError(429, "Rate limit exceeded; retry after X-Ratelimit-Reset")
         if endpoint in BETA_ENDPOINTS:

@@ -20,6 +20,8 @@ def add_control_routes(app: web.Application, simulator: Simulator) -> None:
     app.router.add_post("/_sim/faults", control.set_faults)
     app.router.add_post("/_sim/faults/clear", control.clear_faults)
     app.router.add_patch("/_sim/integrations/{id}/status", control.patch_status)
+    app.router.add_get("/_sim/first_sync", control.first_sync)
+    app.router.add_post("/_sim/first_sync", control.set_first_sync)
 
 
 class _Control:
@@ -53,6 +55,18 @@ class _Control:
         """Turn every fault off."""
         self._sim.faults.clear()
         return web.Response(status=204)
+
+    async def first_sync(self, _request: web.Request) -> web.Response:
+        """Return the simulated first sync's settings and what it did."""
+        return web.json_response(self._sim.first_sync.snapshot())
+
+    async def set_first_sync(self, request: web.Request) -> web.Response:
+        """Apply `{"enabled", "delay", "dynamodb_endpoint_url"}` (400: nothing)."""
+        try:
+            self._sim.first_sync.configure(await _body(request))
+        except ValueError as err:
+            return _problem(400, str(err))
+        return web.json_response(self._sim.first_sync.snapshot())
 
     async def patch_status(self, request: web.Request) -> web.Response:
         """Merge API-named `_status` fields into one integration."""

@@ -103,6 +103,17 @@ class Endpoints:
         if not isinstance(body.get("config"), dict):
             raise ApiError(400, "config is required and must be an object")
         _check_fields({"on": False, "tags": [], "name": "", **body}, kind)
+        name = body.get("name", "")
+        if any(
+            (i.project, i.environment, i.kind, i.name)
+            == (info["project"], info["environment"], kind, name)
+            for i in self._state.integrations.values()
+        ):
+            raise ApiError(
+                409,
+                f"A {kind} integration named {name!r} already exists in this "
+                "environment",
+            )
         config = dict(body["config"])
         if kind == "dynamodb":
             # LaunchDarkly generates the external ID for the IAM trust policy.
@@ -117,6 +128,7 @@ class Endpoints:
             tags=body.get("tags", []),
         )
         integration = self._state.integrations[new_id]
+        self._state.created(integration)
         return json_response(201, self._state.integration_doc(integration, redact=True))
 
     async def get_environment(self, request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ class Failure:
     status: int
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
+    endpoint: str | None = None  # only requests to this endpoint (None: any)
 
 
 class Faults:
@@ -39,12 +40,14 @@ class Faults:
         count: int = 1,
         headers: Mapping[str, str] | None = None,
         body: Any = None,
+        endpoint: str | None = None,
     ) -> None:
-        """Answer the next `count` API requests with `status` (+ headers, body)."""
+        """Answer the next `count` API requests (to `endpoint` only, when given,
+        e.g. `create_integration`) with `status` (+ headers, body)."""
         if not 400 <= status <= 599:
             raise ValueError(f"fail_next status must be 400-599, not {status}")
         _check_count(count)
-        failure = Failure(status, dict(headers or {}), body)
+        failure = Failure(status, dict(headers or {}), body, endpoint)
         self._failures.extend([failure] * count)
 
     def malformed_next(self, count: int = 1) -> None:
@@ -68,9 +71,13 @@ class Faults:
         self._malformed = 0
         self._pads.clear()
 
-    def take_failure(self) -> Failure | None:
-        """Return the next forced failure, if one is pending."""
-        return self._failures.popleft() if self._failures else None
+    def take_failure(self, endpoint: str | None = None) -> Failure | None:
+        """Return the next forced failure for a request to `endpoint`, if pending."""
+        for failure in self._failures:
+            if failure.endpoint is None or failure.endpoint == endpoint:
+                self._failures.remove(failure)
+                return failure
+        return None
 
     def take_malformed(self) -> bool:
         """Return True (once per pending count) if a 200 reply must be truncated."""
@@ -108,8 +115,14 @@ class Faults:
             spec = _mapping(data["fail_next"], "fail_next")
             status = _integer(spec.get("status", 503), "fail_next.status", 400, 599)
             headers = _mapping(spec.get("headers", {}), "fail_next.headers")
+            endpoint = spec.get("endpoint")
+            if endpoint is not None and not isinstance(endpoint, str):
+                raise ValueError("fail_next.endpoint must be an endpoint name")
             failure = Failure(
-                status, {k: str(v) for k, v in headers.items()}, spec.get("body")
+                status,
+                {k: str(v) for k, v in headers.items()},
+                spec.get("body"),
+                endpoint,
             )
             failures = [failure] * _integer(spec.get("count", 1), "fail_next.count", 1)
         delay = _seconds(data.get("delay", self.delay), "delay")

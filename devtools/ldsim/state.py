@@ -148,6 +148,10 @@ class SimulatorState:
         )
         return new_id
 
+    def created(self, integration: Integration) -> None:
+        """An integration was created through the API (the app simulates the
+        first sync from here)."""
+
     def delete_integration(self, integration_id: str) -> None:
         """Remove an integration; KeyError when unknown."""
         self._get(integration_id)

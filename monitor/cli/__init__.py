@@ -1,6 +1,7 @@
-"""Command line: run, check, validate-config, demo.
+"""Command line: run, check, validate-config, preflight, create.
 
-Exit codes: 0 fine; 1 unhealthy (check) or crashed; 2 bad config or usage.
+Exit codes: 0 fine; 1 unhealthy (check), not ready (preflight, create) or
+crashed; 2 bad config or usage.
 """
 
 from __future__ import annotations
@@ -72,6 +73,24 @@ def _parser() -> argparse.ArgumentParser:
     common(check)
     check.add_argument("--format", choices=["table", "json"], default="table")
     check.add_argument("--shard", metavar="I/N", help="keep only shard I of N")
+
+    from monitor.cli.create import add_create_options  # noqa: PLC0415 -- light
+    from monitor.cli.preflight import add_store_options  # noqa: PLC0415 -- light
+
+    preflight = sub.add_parser(
+        "preflight",
+        help="is a store ready for a big segment integration? exit 0/1/2",
+    )
+    add_store_options(preflight)
+    create = sub.add_parser(
+        "create",
+        help="preflight, then create the integration through the API (--apply)",
+    )
+    add_store_options(create)
+    add_create_options(create)
+    for p in (preflight, create):
+        p.add_argument("--log-format", choices=get_args(LogFormat))
+        p.add_argument("--log-level", choices=get_args(LogLevel))
 
     validate = sub.add_parser(
         "validate-config", help="check a configuration file and exit"
@@ -197,6 +216,22 @@ def _check(args: argparse.Namespace, redactor: Redactor) -> int:
     return code
 
 
+def _onboard(args: argparse.Namespace, redactor: Redactor) -> int:
+    """`preflight` and `create`: one-shot commands beside `check`, never the daemon."""
+    from monitor.cli.create import create_command  # noqa: PLC0415 -- keeps validate-config light
+    from monitor.cli.preflight import preflight_command  # noqa: PLC0415
+
+    config = _load(args.config, redactor)
+    configure_logging(
+        redactor, fmt=args.log_format or "console", level=args.log_level or "error"
+    )
+    command = create_command if args.command == "create" else preflight_command
+    code: int = asyncio.run(
+        command(args, config, redactor, out=sys.stdout, err=sys.stderr)
+    )
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ld-store-monitor` command."""
     args = _parser().parse_args(argv)
@@ -205,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate-config": lambda: _validate(args),
         "run": lambda: _run(args, redactor),
         "check": lambda: _check(args, redactor),
+        "preflight": lambda: _onboard(args, redactor),
+        "create": lambda: _onboard(args, redactor),
     }
     try:
         return commands[args.command]()  # argparse requires one of them

@@ -1,4 +1,5 @@
-"""LaunchDarkly REST client: the few read calls discovery needs, politely.
+"""LaunchDarkly REST client: the few read calls discovery needs, politely,
+and the one write `ld-store-monitor create` makes (never the daemon).
 
 - `Authorization: <token>` (no `Bearer`); `LD-API-Version: beta` *set* on the
   big segment store routes (a second value would make LaunchDarkly treat the
@@ -103,6 +104,21 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
                     return True
                 stack.append((child, depth + 1))
     return False
+
+
+# The longest error `message` of LaunchDarkly's kept (`ApiError.api_message`).
+MAX_API_MESSAGE = 500
+
+
+def _error_message(body: bytes) -> str | None:
+    """The `message` of an error reply (`{"code", "message"}`), cut; None when
+    the body is not one."""
+    try:
+        doc = json.loads(body[: 64 * 1024])
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    message = doc.get("message") if isinstance(doc, dict) else None
+    return message[:MAX_API_MESSAGE] if isinstance(message, str) else None
 
 
 class LaunchDarklyClient:
@@ -232,6 +248,26 @@ class LaunchDarklyClient:
             raise ApiError(ApiErrorKind.MALFORMED, "the segment reply is not an object")
         return parsed
 
+    async def create_integration(
+        self, project: str, environment: str, kind: str, body: dict[str, Any]
+    ) -> Any:
+        """POST a new integration (`IntegrationDeliveryConfigurationPost`); the
+        201 reply's JSON. Sent once: no retry (a 429's wait is the caller's to
+        honour, `retry_after`); an error reply's own `message` is kept in
+        `ApiError.api_message`."""
+        path = "/".join(
+            (
+                INTEGRATIONS_PATH,
+                _segment(project),
+                _segment(environment),
+                _segment(kind),
+            )
+        )
+        await self._pace("create_integration")
+        return await self._attempt(
+            "create_integration", path, beta=True, method="POST", body=body
+        )
+
     def retry_after(self, endpoint: str | None = None) -> float:
         """Seconds until LaunchDarkly accepts calls again (0 when it does now).
 
@@ -312,23 +348,38 @@ class LaunchDarklyClient:
         )
         await self._sleep(wait)
 
-    async def _attempt(self, endpoint: str, path: str, *, beta: bool) -> Any:
+    async def _attempt(
+        self,
+        endpoint: str,
+        path: str,
+        *,
+        beta: bool,
+        method: str = "GET",
+        body: Any = None,
+    ) -> Any:
         headers = {**self._headers, "LD-API-Version": BETA if beta else API_VERSION}
         url = self._settings.base_url + path
         try:
-            async with self._session.get(
-                url, headers=headers, timeout=self._timeout, allow_redirects=False
+            async with self._session.request(
+                method,
+                url,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                **({} if body is None else {"json": body}),
             ) as resp:
                 self.requests[(endpoint, str(resp.status))] += 1
                 self._log.debug(
                     "api.request", endpoint=endpoint, path=path, status=resp.status
                 )
                 self._note_rate_limit(endpoint, resp.headers)
-                if resp.status == 200:
-                    body = await self._read_capped(resp)
-                    return await asyncio.to_thread(self._decode, body)
-                await self._read_capped(resp)  # drain so the connection is reused
-                raise self._status_error(endpoint, resp.status, resp.headers)
+                if resp.status in {200, 201}:
+                    data = await self._read_capped(resp)
+                    return await asyncio.to_thread(self._decode, data)
+                # Drained so the connection is reused; its `message` kept.
+                error = self._status_error(endpoint, resp.status, resp.headers)
+                error.api_message = _error_message(await self._read_capped(resp))
+                raise error
         except TimeoutError as err:
             self.requests[(endpoint, "timeout")] += 1
             raise ApiError(

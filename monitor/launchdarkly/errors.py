@@ -30,8 +30,12 @@ class ApiError(Exception):
         *,
         status: int | None = None,
         retry_after: float | None = None,
+        api_message: str | None = None,
     ) -> None:
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        # The `message` of LaunchDarkly's own error reply, when it sent one
+        # (kept for the calls that show it: `create`'s 400).
+        self.api_message = api_message
         super().__init__(message)

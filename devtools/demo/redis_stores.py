@@ -80,6 +80,16 @@ async def start_redis_stores(
     return result, [writer]
 
 
+async def start_empty_store(
+    stack: AsyncExitStack, directory: Path
+) -> RedisServer | None:
+    """An empty redis-server to onboard with `ld-store-monitor create`; None
+    without redis-server."""
+    if shutil.which(REDIS_SERVER) is None:
+        return None
+    return await _server(stack, directory)
+
+
 async def _server(
     stack: AsyncExitStack, directory: Path, password: str | None = None
 ) -> RedisServer:

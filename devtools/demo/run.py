@@ -23,13 +23,22 @@ import yaml
 
 from devtools.demo import plan
 from devtools.demo.dynamodb_stores import DynamoDBStores, start_dynamodb_stores
-from devtools.demo.redis_stores import RedisStores, start_redis_stores
+from devtools.demo.redis_stores import (
+    RedisStores,
+    start_empty_store,
+    start_redis_stores,
+)
 from devtools.ldsim import Simulator, SimulatorServer, load_demo_scenario
 from devtools.servers.lifecycle import reap
 from devtools.servers.ports import free_port
+from devtools.servers.redis_server import RedisServer
 from monitor.daemon import wait_for_stop_signal
 
 _TOKEN_ENV: Final = "LD_API_TOKEN"
+# The token `ld-store-monitor create` writes with; the daemon's stays read-only.
+_WRITER_TOKEN: Final = "sim-writer-token"
+# The simulated first sync lands this long after `create --apply`.
+FIRST_SYNC_DELAY: Final = 3.0
 _WRONG_PASSWORD_ENV: Final = "DEMO_WRONG_PASSWORD"
 _WRONG_PASSWORD: Final = "not-the-password"
 # moto takes any keys; the empty files keep profiles and real keys out.
@@ -111,7 +120,7 @@ async def run_demo(
             )
         )
         scenario = load_demo_scenario()
-        simulator = Simulator(scenario)
+        simulator = Simulator(scenario, writer_token=_WRITER_TOKEN)
         server = await stack.enter_async_context(
             SimulatorServer(simulator, host="127.0.0.1", port=0)
         )
@@ -122,6 +131,10 @@ async def run_demo(
             stack, plan.stores(scenario, "dynamodb"), out
         )
         writers = redis_writers + dynamodb_writers
+        simulator.first_sync.enable(
+            FIRST_SYNC_DELAY, dynamodb_endpoint_url=dynamodb.endpoint_url
+        )
+        empty = await start_empty_store(stack, directory)
         config_file = directory / "ld-store-monitor.yaml"
         config_file.write_text(
             yaml.safe_dump(demo_config(server.url, listen, redis, dynamodb, log_level))
@@ -141,6 +154,7 @@ async def run_demo(
                 f"  simulator request counters  {server.url}/_sim/stats\n"
                 f"  local stores  {redis.servers} redis-server processes, "
                 f"{1 if dynamodb.endpoint_url else 0} moto (DynamoDB) server\n"
+                f"{onboarding(directory, server.url, simulator.token, empty)}"
                 "Press Ctrl-C to stop.",
                 file=out,
                 flush=True,
@@ -162,6 +176,32 @@ async def run_demo(
             await asyncio.gather(*writers, return_exceptions=True)
         print("stopping…", file=out, flush=True)
     return 0
+
+
+def onboarding(
+    directory: Path, api_url: str, token: str, empty: RedisServer | None
+) -> str:
+    """The banner's lines on onboarding a store (nothing without redis-server),
+    with a config of its own: the API only."""
+    if empty is None:
+        return ""
+    config_file = directory / "onboard.yaml"
+    config_file.write_text(
+        yaml.safe_dump({"api": {"base_url": api_url, "token": f"${{{_TOKEN_ENV}}}"}})
+    )
+    command = (
+        f"{_TOKEN_ENV}={token} LD_API_WRITER_TOKEN={_WRITER_TOKEN} "
+        f"{sys.executable} -m monitor create --config {config_file} "
+        "--project web --environment staging --kind redis "
+        f"--host {empty.host} --port {empty.client_port} "
+        "--name 'Onboarded store' --on --apply --wait --timeout 1m"
+    )
+    return (
+        f"  onboard a store (an empty redis-server at {empty.address}; the "
+        f"simulator syncs it {FIRST_SYNC_DELAY:.0f}s after creation):\n"
+        f"    {command}\n"
+        "    (without --apply it only runs the preflight and prints the request)\n"
+    )
 
 
 async def _start_daemon(

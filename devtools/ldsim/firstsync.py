@@ -8,6 +8,9 @@ LaunchDarkly's writer marks a store: Redis `{prefix}:big_segments_synchronized_o
 the DynamoDB metadata item `{prefix}:big_segments_metadata` with
 `synchronizedOn` (through `dynamodb_endpoint_url`, a local moto), and then
 `_status.lastSync` is set. The prefix is the environment's client-side ID.
+The memberships of one context (`FIRST_SYNC_CONTEXT_KEY`) in the
+environment's big segments are written first, as a sync writes them before
+its marker.
 
 Only stores on loopback are ever written to: a created integration that
 names another host never gets its first sync, as if a firewall were in the
@@ -23,7 +26,14 @@ import ssl
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
-from monitor.store_keys import dynamodb_metadata_key, redis_synchronized_on_key
+from monitor.store_keys import (
+    context_hash,
+    dynamodb_membership_namespace,
+    dynamodb_metadata_key,
+    redis_include_key,
+    redis_synchronized_on_key,
+    segment_ref,
+)
 
 if TYPE_CHECKING:
     from devtools.ldsim.app import Simulator
@@ -31,6 +41,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("devtools.ldsim.firstsync")
 _FIELDS = frozenset({"enabled", "delay", "dynamodb_endpoint_url"})
+# The context whose memberships the simulated sync writes.
+FIRST_SYNC_CONTEXT_KEY = "first-sync-user"
 
 
 def is_loopback(host: str) -> bool:
@@ -126,11 +138,22 @@ class FirstSync:
         prefix = environment.client_side_id
         now_ms = int(self._sim.clock() * 1000)
         config = integration.config
+        members = sorted(
+            segment_ref(spec.key, spec.generation)
+            for (project, env, _), segment in self._sim.segments.items()
+            if (project, env) == (integration.project, integration.environment)
+            and (spec := segment.spec).unbounded
+        )
         if integration.kind == "redis":
-            await _write_redis(config, prefix, now_ms)
+            await _write_redis(config, prefix, now_ms, members)
         else:
             await asyncio.to_thread(
-                _write_dynamodb, config, prefix, now_ms, self.dynamodb_endpoint_url
+                _write_dynamodb,
+                config,
+                prefix,
+                now_ms,
+                members,
+                self.dynamodb_endpoint_url,
             )
         self._sim.update_status(
             integration.id, lastSync=now_ms, available=True, potentiallyStale=False
@@ -138,7 +161,9 @@ class FirstSync:
         self.done.append(integration.id)
 
 
-async def _write_redis(config: dict[str, Any], prefix: str, now_ms: int) -> None:
+async def _write_redis(
+    config: dict[str, Any], prefix: str, now_ms: int, members: list[str]
+) -> None:
     import redis.asyncio as aioredis  # noqa: PLC0415 -- only when a sync runs
 
     host = str(config.get("host", ""))
@@ -156,13 +181,20 @@ async def _write_redis(config: dict[str, Any], prefix: str, now_ms: int) -> None
         **options,
     )
     try:
+        if members:
+            include = redis_include_key(prefix, context_hash(FIRST_SYNC_CONTEXT_KEY))
+            await client.sadd(include, *members)
         await client.set(redis_synchronized_on_key(prefix), str(now_ms))
     finally:
         await client.aclose()
 
 
 def _write_dynamodb(
-    config: dict[str, Any], prefix: str, now_ms: int, endpoint_url: str | None
+    config: dict[str, Any],
+    prefix: str,
+    now_ms: int,
+    members: list[str],
+    endpoint_url: str | None,
 ) -> None:
     import boto3  # noqa: PLC0415 -- only when a sync runs
 
@@ -179,9 +211,19 @@ def _write_dynamodb(
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+    table = str(config.get("tableName", ""))
     try:
+        if members:
+            client.put_item(
+                TableName=table,
+                Item={
+                    "namespace": {"S": dynamodb_membership_namespace(prefix)},
+                    "key": {"S": context_hash(FIRST_SYNC_CONTEXT_KEY)},
+                    "included": {"SS": members},
+                },
+            )
         client.put_item(
-            TableName=str(config.get("tableName", "")),
+            TableName=table,
             Item={
                 "namespace": {"S": key},
                 "key": {"S": key},

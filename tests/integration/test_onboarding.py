@@ -16,6 +16,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
 from devtools.ldsim import Simulator, SimulatorServer, load_demo_scenario
+from devtools.ldsim.firstsync import FIRST_SYNC_CONTEXT_KEY
 from devtools.servers.moto_server import (
     MotoServer,
     create_bigsegment_table,
@@ -28,7 +29,11 @@ from monitor.cli.create import create_command
 from monitor.cli.preflight import preflight_command
 from monitor.config import load_config
 from monitor.log import Redactor
-from monitor.store_keys import redis_synchronized_on_key
+from monitor.store_keys import (
+    context_hash,
+    redis_include_key,
+    redis_synchronized_on_key,
+)
 from tests.support.plugin import REDIS_PASSWORD
 
 READ_TOKEN = "sim-read-token"
@@ -564,6 +569,9 @@ async def test_create_wait_reports_the_time_to_first_sync(
     assert "first sync landed" in ran.out
     with redis_password.admin() as admin:
         assert admin.get(redis_synchronized_on_key(PREFIX)) is not None
+        # The environment's big segment memberships land with the marker.
+        include = redis_include_key(PREFIX, context_hash(FIRST_SYNC_CONTEXT_KEY))
+        assert admin.smembers(include) == {b"beta-users.g1"}
     doc_run = await run(
         api,
         "create",

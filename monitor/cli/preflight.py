@@ -392,7 +392,10 @@ async def run_preflight(
     result = await tools.runner.probe(target_of(check))
     check.result = result
     judge = _judge_redis if store.kind == "redis" else _judge_dynamodb
-    check.findings = [*judge(check, result, clock()), *check.findings]
+    found = [_reachable(check, result)]
+    if result.reason not in _UNREACHABLE:
+        found += judge(check, result, clock())
+    check.findings = [*found, *check.findings]
     return check
 
 
@@ -552,9 +555,7 @@ def _redis_health(check: Preflight, result: ProbeResult) -> list[Finding]:
 
 
 def _judge_redis(check: Preflight, result: ProbeResult, now: float) -> list[Finding]:
-    findings = [_reachable(check, result)]
-    if result.reason in _UNREACHABLE:
-        return findings
+    findings: list[Finding] = []
     endpoint = check.store.endpoint
     assert isinstance(endpoint, RedisEndpoint)  # noqa: S101 -- kind redis
     if endpoint.tls is not None:
@@ -644,9 +645,7 @@ def _judge_redis(check: Preflight, result: ProbeResult, now: float) -> list[Find
 
 
 def _judge_dynamodb(check: Preflight, result: ProbeResult, now: float) -> list[Finding]:
-    findings = [_reachable(check, result)]
-    if result.reason in _UNREACHABLE:
-        return findings
+    findings: list[Finding] = []
     endpoint = check.store.endpoint
     assert isinstance(endpoint, DynamoDBEndpoint)  # noqa: S101 -- kind dynamodb
     error = result.error or ""

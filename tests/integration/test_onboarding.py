@@ -178,6 +178,23 @@ async def test_preflight_passes_on_a_ready_redis(
     assert "FINDING" in table.out
 
 
+async def test_preflight_fails_on_an_unreachable_store(
+    api: Api, closed_port: int
+) -> None:
+    """A refused connection is the reachable blocker, and nothing else is judged."""
+    ran = await run(
+        api,
+        "preflight",
+        *env_args("redis"),
+        *("--host", "127.0.0.1", "--port", str(closed_port)),
+        "--format",
+        "json",
+    )
+    assert ran.code == 1
+    assert [f["check"] for f in ran.json()["findings"]] == ["reachable"]
+    assert "firewalls" in finding(ran, "reachable")["action"]
+
+
 async def test_preflight_fails_on_a_wrong_password(
     api: Api, redis_password: RedisServer, tmp_path: Path
 ) -> None:

@@ -536,8 +536,7 @@ def _probe_side(
         ):
             info = infos[target.id] = _target_info(families, labels, target)
         families.target_info.lines.append(info[4])
-        if target.credential_withheld:
-            families.withheld.add(labels, 1.0)
+        families.withheld.add(labels, _flag(target.credential_withheld))
         record = state.records.get(target.id)
         if record is None or record.result is None:
             continue

@@ -32,6 +32,7 @@ DISTRIBUTION_OF = {
     "structlog": "structlog",
     "pydantic": "pydantic",
     "yaml": "pyyaml",
+    "bcrypt": "bcrypt",
 }
 
 

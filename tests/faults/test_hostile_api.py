@@ -481,7 +481,7 @@ async def test_a_credential_goes_to_a_host_its_pattern_allows(
     assert PASSWORD.encode() in bytes(capture.received)
     (target,) = monitor.state.targets
     assert not target.credential_withheld
-    assert Scrape.of(monitor.state).value("ld_store_credential_withheld") is None
+    assert Scrape.of(monitor.state).value("ld_store_credential_withheld") == 0
 
 
 # -- check ---------------------------------------------------------------------

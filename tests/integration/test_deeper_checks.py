@@ -343,7 +343,7 @@ async def test_static_target_canary_needs_a_generation(
 async def test_debug_probe_describes_each_step_and_is_rate_limited(
     redis_plain: RedisServer,
 ) -> None:
-    """GET /probe runs one probe now: steps with timings; a quick repeat gets 429; unknown id 404."""
+    """POST /probe runs one probe now: steps with timings; a quick repeat gets 429; unknown id 404."""
     config = parse_config(
         {
             "api": {"enabled": False},
@@ -363,22 +363,27 @@ async def test_debug_probe_describes_each_step_and_is_rate_limited(
     try:
         base = f"http://127.0.0.1:{daemon.port}"
         async with aiohttp.ClientSession() as session:
-            async with session.get(
+            async with session.post(
                 f"{base}/probe", params={"integration_id": "relay"}
             ) as resp:
                 assert resp.status == 200
                 body = await resp.json()
-            async with session.get(
+            async with session.post(
                 f"{base}/probe", params={"integration_id": "relay"}
             ) as again:
                 assert again.status == 429
                 assert int(again.headers["Retry-After"]) >= 1
-            async with session.get(
+            async with session.post(
                 f"{base}/probe", params={"integration_id": "nope"}
             ) as missing:
                 assert missing.status == 404
-            async with session.get(f"{base}/probe") as bare:
+            async with session.post(f"{base}/probe") as bare:
                 assert bare.status == 400
+            # A GET does no work: it is refused with a hint (cross-site safety).
+            async with session.get(
+                f"{base}/probe", params={"integration_id": "relay"}
+            ) as got:
+                assert got.status == 405
     finally:
         await daemon.stop()
     assert body["target"]["address"] == redis_plain.address

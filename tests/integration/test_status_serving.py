@@ -45,17 +45,25 @@ SECRET = "pw-41d7c0de-secret"
 NOW = float(int(time.time()))
 
 
-def result(ok: bool = True, error: str | None = None) -> ProbeResult:
-    """A probe result: fresh and readable, or a failed read with `error`."""
+def result(ok: bool = True, error: str | None = None, now: float = NOW) -> ProbeResult:
+    """A probe result at `now`: fresh and readable, or a failed read with `error`."""
     if ok:
-        return ProbeResult(NOW, 0.002, True, True, True, int(NOW * 1000) - 10_000)
+        return ProbeResult(now, 0.002, True, True, True, int(now * 1000) - 10_000)
     return ProbeResult(
-        NOW, 0.002, False, False, False, None, reason=Reason.AUTH, error=error
+        now, 0.002, False, False, False, None, reason=Reason.AUTH, error=error
     )
 
 
-def state_of(count: int, failing: set[int] = frozenset()) -> MonitorState:  # type: ignore[assignment]
-    """`count` static Redis targets, two projects; those in `failing` cannot be read."""
+def state_of(
+    count: int,
+    failing: set[int] = frozenset(),  # type: ignore[assignment]
+    now: float = NOW,
+) -> MonitorState:
+    """`count` static Redis targets, two projects; those in `failing` cannot be read.
+
+    Served apps judge by the real clock: pass `now=time.time()` for them, as
+    the suite may run minutes after this module was imported.
+    """
     targets = []
     records = {}
     for i in range(count):
@@ -74,7 +82,9 @@ def state_of(count: int, failing: set[int] = frozenset()) -> MonitorState:  # ty
         bad = i in failing
         records[name] = TargetRecord(
             result=result(
-                ok=not bad, error=f"auth failed with password={SECRET}" if bad else None
+                ok=not bad,
+                error=f"auth failed with password={SECRET}" if bad else None,
+                now=now,
             ),
             consecutive_failures=1 if bad else 0,
         )
@@ -84,7 +94,7 @@ def state_of(count: int, failing: set[int] = frozenset()) -> MonitorState:  # ty
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[TestServer, MonitorState]]:
     """The app over 250 targets (three failing), on a loopback port."""
-    state = state_of(250, failing={7, 100, 201})
+    state = state_of(250, failing={7, 100, 201}, now=time.time())
     server = TestServer(make_web_app(state, Redactor([SECRET])), host="127.0.0.1")
     await server.start_server()
     try:

@@ -226,11 +226,16 @@ def samples_of(text: bytes) -> set[tuple[str, tuple[tuple[str, str], ...], float
     }
 
 
+# Samples that two scrapes a moment apart may disagree on: ages, the process's
+# own figures (CPU, memory, descriptors) and the event loop's lag.
+_MOVING = ("process_", "ld_store_event_loop_lag")
+
+
 def timeless(body: bytes) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
-    """The samples of an OpenMetrics body, ages zeroed: two scrapes differ in them."""
+    """The samples of an OpenMetrics body, moving values zeroed (see `_MOVING`)."""
     return {
         (sample.name, tuple(sorted(sample.labels.items())), 0.0)
-        if sample.name.endswith("_age_seconds")
+        if sample.name.endswith("_age_seconds") or sample.name.startswith(_MOVING)
         else (sample.name, tuple(sorted(sample.labels.items())), sample.value)
         for family in parse_openmetrics(body.decode("utf-8"))  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         for sample in family.samples

@@ -35,11 +35,10 @@ from monitor.launchdarkly.client import LaunchDarklyClient
 from monitor.launchdarkly.errors import ApiError, ApiErrorKind
 from monitor.launchdarkly.models import Integration, Problems
 from monitor.log import Redactor
-from monitor.probes.dynamodb.probe import DynamoDBProbe
 from monitor.probes.profiles import profile_of
-from monitor.probes.redis.probe import RedisProbe
 from monitor.probes.result import ProbeResult, Reason
 from monitor.probes.runner import ProbeRunner
+from monitor.service.monitor import make_probe_runner
 from monitor.store_keys import dynamodb_metadata_key, redis_synchronized_on_key
 from monitor.targets import DynamoDBEndpoint, Labels, RedisEndpoint, Target
 
@@ -260,21 +259,6 @@ def store_from_args(args: argparse.Namespace, config: Config) -> StoreSpec:
 # -- running it -------------------------------------------------------------
 
 
-def make_runner(config: Config, log: structlog.stdlib.BoundLogger) -> ProbeRunner:
-    """The daemon's probes, behind the daemon's per-probe deadline."""
-    return ProbeRunner(
-        {
-            "redis": RedisProbe(
-                log.bind(component="redis"),
-                health_interval=config.probe.health_interval,
-            ),
-            "dynamodb": DynamoDBProbe(log.bind(component="dynamodb"), config.probe),
-        },
-        config.probe,
-        log.bind(component="probe"),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Tools:
     """What a preflight (and `create` after it) talks through."""
@@ -288,7 +272,7 @@ class Tools:
 async def tools_for(config: Config) -> AsyncIterator[Tools]:
     """An HTTP session and the daemon's probes, closed on exit."""
     log: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("monitor")
-    runner = make_runner(config, log)
+    runner = make_probe_runner(config, log)
     try:
         async with aiohttp.ClientSession() as session:
             yield Tools(session, runner, log)

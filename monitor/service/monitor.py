@@ -32,6 +32,26 @@ from monitor.targets import SegmentKey, Target, canary_segments, resolve_targets
 SEGMENT_TTL = 600.0
 
 
+def make_probe_runner(
+    config: Config, logger: structlog.stdlib.BoundLogger
+) -> ProbeRunner:
+    """The daemon's probes (Redis, DynamoDB) behind one runner, as `config` says.
+
+    The one place they are put together: the Monitor and `preflight` use it.
+    """
+    return ProbeRunner(
+        {
+            "redis": RedisProbe(
+                logger.bind(component="redis"),
+                health_interval=config.probe.health_interval,
+            ),
+            "dynamodb": DynamoDBProbe(logger.bind(component="dynamodb"), config.probe),
+        },
+        config.probe,
+        logger.bind(component="probe"),
+    )
+
+
 class Monitor:
     """Discovery, target resolution and probe rounds, with the state they fill."""
 
@@ -57,19 +77,7 @@ class Monitor:
             )
         self.client: LaunchDarklyClient | None = None
         self.discovery: Discovery | None = None
-        self.runner = ProbeRunner(
-            {
-                "redis": RedisProbe(
-                    logger.bind(component="redis"),
-                    health_interval=config.probe.health_interval,
-                ),
-                "dynamodb": DynamoDBProbe(
-                    logger.bind(component="dynamodb"), config.probe
-                ),
-            },
-            config.probe,
-            logger.bind(component="probe"),
-        )
+        self.runner = make_probe_runner(config, logger)
         self.state.records = self.runner.records
         self.state.hosts = self.runner.hosts
         self.state.load = self.runner.load

@@ -14,11 +14,13 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
 
-from bench.stores import REDIS_PASSWORD
+from bench.harness import progress
+from bench.stores import REDIS_PASSWORD, RedisStores
 from devtools.ldsim import Scenario, Simulator, SimulatorServer
 from devtools.ldsim.scenario import derived_hex
 from monitor.config import Config, parse_config
@@ -157,3 +159,29 @@ async def opened_monitor(config: Config) -> AsyncIterator[Monitor]:
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("monitor")
     async with Monitor(config, logger) as monitor:
         yield monitor
+
+
+@asynccontextmanager
+async def probed_fleet(
+    size: int, directory: Path
+) -> AsyncIterator[tuple[Monitor, Config]]:
+    """`size` integrations on fresh redis-servers, discovered and probed once.
+
+    The monitor (and its config) are yielded with every store's first result
+    in; the servers are stopped on exit.
+    """
+    redis = RedisStores(directory)
+    try:
+        stores = redis_fleet(size, redis.ports)
+        redis.populate((s.prefix, s.port) for s in stores)
+        async with served_simulator(stores) as api:
+            config = load_config(config_document(api.url))
+            async with opened_monitor(config) as monitor:
+                progress(f"discovering and probing {size} integrations")
+                await monitor.discover()
+                summary = await monitor.probe_round()
+                if summary.probed != size or summary.failed:
+                    raise RuntimeError(f"probe round went wrong: {summary}")
+                yield monitor, config
+    finally:
+        redis.stop()

@@ -54,11 +54,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from bench.fleet import (
-    config_document,
-    load_config,
-    opened_monitor,
-    redis_fleet,
-    served_simulator,
+    probed_fleet,
 )
 from bench.harness import (
     Options,
@@ -68,7 +64,6 @@ from bench.harness import (
     ratios,
     spied,
 )
-from bench.stores import RedisStores
 from monitor.export.metrics import ScrapeCache, prerender, render_metrics
 from monitor.log import Redactor
 from monitor.service.lag import LagWindow, sample_lag
@@ -196,21 +191,8 @@ async def main(options: Options) -> Report:
         parameters={"N": size},
     )
     with tempfile.TemporaryDirectory(prefix="bench-scrape-") as tmp:
-        redis = RedisStores(Path(tmp))
-        try:
-            stores = redis_fleet(size, redis.ports)
-            redis.populate((s.prefix, s.port) for s in stores)
-            async with served_simulator(stores) as api:
-                config = load_config(config_document(api.url))
-                async with opened_monitor(config) as monitor:
-                    progress(f"discovering and probing {size} integrations")
-                    await monitor.discover()
-                    summary = await monitor.probe_round()
-                    if summary.probed != size or summary.failed:
-                        raise RuntimeError(f"probe round went wrong: {summary}")
-                    await measure(monitor.state, config.secrets(), options, report)
-        finally:
-            redis.stop()
+        async with probed_fleet(size, Path(tmp)) as (monitor, config):
+            await measure(monitor.state, config.secrets(), options, report)
     return report
 
 

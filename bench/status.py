@@ -47,14 +47,9 @@ import aiohttp
 from aiohttp import web
 
 from bench.fleet import (
-    config_document,
-    load_config,
-    opened_monitor,
-    redis_fleet,
-    served_simulator,
+    probed_fleet,
 )
 from bench.harness import Options, Report, parse_options, progress
-from bench.stores import RedisStores
 from monitor import __version__
 from monitor.daemon import freeze_startup_objects
 from monitor.export.report import build_report
@@ -128,22 +123,9 @@ async def timed(action: Callable[[], Awaitable[object]]) -> float:
 @asynccontextmanager
 async def filled(size: int, tmp: Path) -> AsyncIterator[tuple[Monitor, Redactor]]:
     """A monitor that discovered and probed `size` Redis integrations once."""
-    redis = RedisStores(tmp)
-    try:
-        stores = redis_fleet(size, redis.ports)
-        redis.populate((s.prefix, s.port) for s in stores)
-        async with served_simulator(stores) as api:
-            config = load_config(config_document(api.url))
-            async with opened_monitor(config) as monitor:
-                progress(f"discovering and probing {size} integrations")
-                await monitor.discover()
-                summary = await monitor.probe_round()
-                if summary.probed != size or summary.failed:
-                    raise RuntimeError(f"probe round went wrong: {summary}")
-                freeze_startup_objects()
-                yield monitor, Redactor(config.secrets())
-    finally:
-        redis.stop()
+    async with probed_fleet(size, tmp) as (monitor, config):
+        freeze_startup_objects()
+        yield monitor, Redactor(config.secrets())
 
 
 def renew(state: MonitorState) -> None:

@@ -330,13 +330,17 @@ class Daemon:
         # Room for a list call and a few retried detail calls.
         return max(api.interval, 3 * api.timeout + 10.0)
 
-    async def _probe_step(self) -> float | None:
-        summary = await self.monitor.probe_round()
-        # Render the new results' text now, off the scrape's critical path;
-        # and the status, in the background, if someone is reading it.
+    def _results_changed(self) -> None:
+        """After a probe round or a discovery: render the new results' text now,
+        off the scrape's critical path; and the status, in the background, if
+        someone is reading it."""
         prerender(self.state, self._scrape_cache)
         for cache in self._status_caches:
             cache.warm()
+
+    async def _probe_step(self) -> float | None:
+        summary = await self.monitor.probe_round()
+        self._results_changed()
         if self.state.ready() and not self._frozen:
             self._frozen = True
             freeze_startup_objects()
@@ -351,12 +355,11 @@ class Daemon:
             reasons=summary.reasons,
             duration=round(summary.duration, 3),
         )
-        interval = self.config.probe.interval
-        if summary.duration > interval:
+        if summary.overran:  # counted by the runner, against its own interval
             self._log.warning(
                 "probe.round_overran",
                 duration=round(summary.duration, 3),
-                interval=interval,
+                interval=self.monitor.runner.settings.interval,
                 probed=summary.probed,
                 worst_case=round(summary.budget, 3),
                 hint="raise probe.concurrency or probe.per_host_concurrency, "
@@ -370,9 +373,7 @@ class Daemon:
         first = not self.state.discovery_attempted
         outcome = await self.monitor.discover()
         assert outcome is not None  # noqa: S101 -- this loop only runs with the API on
-        prerender(self.state, self._scrape_cache)
-        for cache in self._status_caches:
-            cache.warm()
+        self._results_changed()
         self.state.discovery_duration = time.monotonic() - started
         duration = round(self.state.discovery_duration, 3)
         api = self.config.api

@@ -90,6 +90,7 @@ class RoundSummary:
     host_level: int = 0  # failures resolved from another store's host failure
     hosts_down: int = 0  # hosts that failed at the connection level this round
     budget: float = 0.0  # the worst case the round was sized for (round_budget)
+    overran: bool = False  # it took longer than the probe interval
 
 
 @dataclass
@@ -243,7 +244,8 @@ class ProbeRunner:
         load.rounds += 1
         load.last_round_duration = duration
         load.last_round_budget = budget
-        if duration > self.settings.interval:
+        overran = duration > self.settings.interval
+        if overran:
             load.rounds_overrun += 1
         if load.fd_exhausted > fd_exhausted:
             self._log.error(
@@ -262,6 +264,7 @@ class ProbeRunner:
             host_level=sum(1 for r in results if r.host_level),
             hosts_down=sum(1 for g in self.hosts.values() if g.down_round == round_no),
             budget=budget,
+            overran=overran,
         )
 
     def can_probe(self, target: Target) -> bool:

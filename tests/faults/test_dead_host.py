@@ -43,46 +43,42 @@ REGION = "us-east-1"
 MARGIN = 1.5
 
 
-def redis_config(
-    proxy: ProxyProcess, interval: float, timeout: float
-) -> dict[str, Any]:
-    """N static Redis targets on the proxy's one address, default concurrency."""
+def static_config(targets: list[dict[str, Any]], **probe: float) -> dict[str, Any]:
+    """A daemon with the API off watching `targets`; `probe` settings on top."""
     return {
         "api": {"enabled": False},
-        "probe": {"interval": interval, "timeout": timeout},
+        "probe": probe,
         "server": {"listen": "127.0.0.1:0"},
-        "targets": [
-            {
-                "kind": "redis",
-                "name": f"store-{i}",
-                "url": f"redis://{proxy.address}",
-                "prefix": f"env{i}",
-            }
-            for i in range(REDIS_STORES)
-        ],
+        "targets": targets,
     }
 
 
-def dynamodb_config(
-    proxy: ProxyProcess, interval: float, timeout: float
-) -> dict[str, Any]:
+def redis_targets(proxy: ProxyProcess) -> list[dict[str, Any]]:
+    """N static Redis targets on the proxy's one address."""
+    return [
+        {
+            "kind": "redis",
+            "name": f"store-{i}",
+            "url": f"redis://{proxy.address}",
+            "prefix": f"env{i}",
+        }
+        for i in range(REDIS_STORES)
+    ]
+
+
+def dynamodb_targets(proxy: ProxyProcess) -> list[dict[str, Any]]:
     """N static DynamoDB targets (one table, N prefixes) on the proxy's endpoint."""
-    return {
-        "api": {"enabled": False},
-        "probe": {"interval": interval, "timeout": timeout},
-        "server": {"listen": "127.0.0.1:0"},
-        "targets": [
-            {
-                "kind": "dynamodb",
-                "name": f"table-{i}",
-                "table": TABLE,
-                "region": REGION,
-                "prefix": f"env{i}",
-                "endpoint_url": f"http://{proxy.address}",
-            }
-            for i in range(DYNAMODB_STORES)
-        ],
-    }
+    return [
+        {
+            "kind": "dynamodb",
+            "name": f"table-{i}",
+            "table": TABLE,
+            "region": REGION,
+            "prefix": f"env{i}",
+            "endpoint_url": f"http://{proxy.address}",
+        }
+        for i in range(DYNAMODB_STORES)
+    ]
 
 
 def results(running: InProcessDaemon) -> list[ProbeResult | None]:
@@ -175,7 +171,9 @@ async def test_a_dead_redis_host_fails_every_store_within_one_interval(
         for i in range(REDIS_STORES):
             pipe.set(f"env{i}:big_segments_synchronized_on", synced)
         pipe.execute()
-    running = await start_daemon(redis_config(proxy, interval, timeout))
+    running = await start_daemon(
+        static_config(redis_targets(proxy), interval=interval, timeout=timeout)
+    )
     await dies_and_comes_back(running, proxy, interval, timeout, REDIS_STORES)
 
 
@@ -193,7 +191,9 @@ async def test_a_dead_dynamodb_endpoint_fails_every_table_within_one_interval(
     for i in range(DYNAMODB_STORES):
         put_metadata(clean_moto.endpoint_url, TABLE, f"env{i}", synced)
     proxy = await proxy_process(clean_moto.host, clean_moto.port)
-    running = await start_daemon(dynamodb_config(proxy, interval, timeout))
+    running = await start_daemon(
+        static_config(dynamodb_targets(proxy), interval=interval, timeout=timeout)
+    )
     await dies_and_comes_back(running, proxy, interval, timeout, DYNAMODB_STORES)
 
 
@@ -204,11 +204,8 @@ async def test_a_round_longer_than_the_interval_is_counted_and_logged(
     interval, timeout = 0.4, 0.3
     listeners = [dead_listener() for _ in range(3)]
     try:
-        raw = {
-            "api": {"enabled": False},
-            "probe": {"interval": interval, "timeout": timeout, "concurrency": 1},
-            "server": {"listen": "127.0.0.1:0"},
-            "targets": [
+        raw = static_config(
+            [
                 {
                     "kind": "redis",
                     "name": f"hung-{i}",
@@ -216,7 +213,10 @@ async def test_a_round_longer_than_the_interval_is_counted_and_logged(
                 }
                 for i, sock in enumerate(listeners)
             ],
-        }
+            interval=interval,
+            timeout=timeout,
+            concurrency=1,
+        )
         running = await start_daemon(raw)
 
         def overran(scrape: Scrape) -> bool:

@@ -50,7 +50,7 @@ from devtools.servers.hostile import (
 from monitor.config import parse_config
 from monitor.daemon import Daemon
 from monitor.log import Redactor, configure_logging
-from tests.support.commands import tool
+from tests.support.commands import promtool_check_metrics
 from tests.support.daemon import InProcessDaemon
 from tests.support.scrape import Scrape
 
@@ -257,16 +257,8 @@ async def test_hostile_stores_and_api_leave_every_other_series_intact(
     ) as resp:
         assert resp.status == 200
         assert list(openmetrics_families(await resp.text()))  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
-    promtool = await asyncio.create_subprocess_exec(
-        tool("promtool"),
-        "check",
-        "metrics",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    lint, _ = await promtool.communicate(text.encode())
-    assert promtool.returncode == 0, lint.decode()
+    lint, code = await promtool_check_metrics(text)
+    assert code == 0, lint
     scrape = Scrape(text)
 
     # Healthy stores: up, no failure.

@@ -8,7 +8,6 @@ Prometheus would and lints every name, help text and type.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,7 +25,7 @@ from monitor.config import parse_config
 from monitor.daemon import Daemon
 from monitor.log import Redactor
 from tests.support.clock import now_ms
-from tests.support.commands import tool
+from tests.support.commands import promtool_check_metrics
 from tests.support.daemon import (
     INTEGRATION_ID,
     STATIC,
@@ -113,14 +112,4 @@ async def test_promtool_check_metrics_finds_nothing(
         s.labels["integration_id"]
         for s in scrape.find("ld_store_target_info", host=host)
     } == {INTEGRATION_ID, STATIC}
-    promtool = await asyncio.create_subprocess_exec(
-        tool("promtool"),
-        "check",
-        "metrics",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(60):
-        output, _ = await promtool.communicate(text.encode("utf-8"))
-    assert (output.decode("utf-8"), promtool.returncode) == ("", 0)
+    assert await promtool_check_metrics(text) == ("", 0)

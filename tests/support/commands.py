@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import shutil
@@ -38,3 +39,19 @@ def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> str:
     if result.returncode != 0:
         pytest.fail(f"{shlex.join(args)} exited {result.returncode}:\n{output}")
     return output
+
+
+async def promtool_check_metrics(exposition: str) -> tuple[str, int]:
+    """`promtool check metrics` on an exposition: its output and exit code."""
+    promtool = await asyncio.create_subprocess_exec(
+        tool("promtool"),
+        "check",
+        "metrics",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(60):
+        output, _ = await promtool.communicate(exposition.encode("utf-8"))
+    assert promtool.returncode is not None
+    return output.decode("utf-8"), promtool.returncode
